@@ -1,0 +1,1 @@
+"""HTTP surface: parse and authenticate, call the pipeline, shape the OpenAI answer."""

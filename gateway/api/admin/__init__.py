@@ -1,0 +1,1 @@
+"""Admin API (§7), behind the admin token."""

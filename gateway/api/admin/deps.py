@@ -1,0 +1,26 @@
+"""Admin authentication: the configured admin token, compared in constant time."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gateway.api.deps import RuntimeDep, presented_key
+from gateway.errors import AuthenticationError, ServiceUnavailable
+
+
+async def require_admin(request: Request, rt: RuntimeDep) -> None:
+    configured = rt.settings.admin.token
+    if configured is None or not configured.get_secret_value():
+        raise ServiceUnavailable(
+            "The admin API is off: set GATEWAY_ADMIN_TOKEN (or admin.token in the config file) to enable it.",
+            code="admin_api_disabled",
+        )
+    key = presented_key(request) or ""
+    if not hmac.compare_digest(key.encode(), configured.get_secret_value().encode()):
+        raise AuthenticationError("Invalid admin token.", code="invalid_admin_token")
+
+
+AdminDep = Annotated[None, Depends(require_admin)]

@@ -1,0 +1,47 @@
+"""POST /v1/chat/completions (and the same handler at /v1beta/openai/chat/completions)."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway.api.deps import CallerDep, RuntimeDep, read_json, request_id, until_disconnect, validate
+from gateway.api.schemas.chat import ChatCompletionRequest
+from gateway.pipeline import chat as pipeline
+from gateway.pipeline.chat import ChatRequest
+
+router = APIRouter()
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+CLIENT_CLOSED = 499
+
+
+@router.post("/v1/chat/completions")
+@router.post("/v1beta/openai/chat/completions")
+async def chat_completions(request: Request, rt: RuntimeDep, caller: CallerDep) -> Response:
+    body = await read_json(request, rt.settings.limits.max_request_body_bytes)
+    parsed = validate(ChatCompletionRequest, body)
+    body.pop("group", None)
+    req = ChatRequest(
+        body=body,
+        model=parsed.model,
+        group=parsed.group,
+        stream=bool(parsed.stream),
+        include_usage=bool(parsed.stream_options and parsed.stream_options.include_usage),
+    )
+    rid = request_id(request)
+    endpoint = request.scope["path"]
+    if req.stream:
+        events = await until_disconnect(
+            request, pipeline.stream(rt, caller, req, request_id=rid, endpoint=endpoint)
+        )
+        if events is None:
+            return Response(status_code=CLIENT_CLOSED)
+        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+    result = await until_disconnect(
+        request, pipeline.complete(rt, caller, req, request_id=rid, endpoint=endpoint)
+    )
+    if result is None:
+        return Response(status_code=CLIENT_CLOSED)
+    return Response(orjson.dumps(result), media_type="application/json")

@@ -1,0 +1,110 @@
+"""Annotated dependencies: the Runtime, the authenticated caller, the request id, the JSON body."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
+
+import orjson
+from fastapi import Depends, Request
+from pydantic import BaseModel, ValidationError
+
+from gateway.api.errors import validation_error
+from gateway.domain import Caller, JSONObject
+from gateway.errors import InvalidRequest, RequestTooLarge
+from gateway.runtime import Runtime
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def presented_key(request: Request) -> str | None:
+    """Every accepted spelling (§1): Bearer, bare Authorization, x-api-key, x-goog-api-key, ?key=."""
+    headers = request.headers
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, rest = auth.strip().partition(" ")
+        return rest.strip() if scheme.lower() == "bearer" and rest else auth.strip()
+    return headers.get("x-api-key") or headers.get("x-goog-api-key") or request.query_params.get("key")
+
+
+async def get_caller(request: Request, rt: RuntimeDep) -> Caller:
+    return await rt.auth.resolve(presented_key(request))
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def request_id(request: Request) -> str:
+    rid: str = request.scope.get("state", {}).get("request_id", "")
+    return rid
+
+
+async def read_json(request: Request, limit_bytes: int) -> JSONObject:
+    """The body as a JSON object, refusing more than `limit_bytes` before reading it all."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit_bytes:
+        raise _too_large(limit_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit_bytes:
+            raise _too_large(limit_bytes)
+        chunks.append(chunk)
+    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"We could not parse the JSON body of your request: {exc.msg}.", code="invalid_json"
+        ) from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def _too_large(limit_bytes: int) -> RequestTooLarge:
+    return RequestTooLarge(f"The request body is larger than {limit_bytes // (1024 * 1024)} MB.")
+
+
+def validate(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc.errors()) from None
+
+
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T | None:
+    """Run `work`, cancelling it (and so the upstream call) if the client goes away first."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+
+
+async def _disconnected(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return

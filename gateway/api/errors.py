@@ -1,0 +1,58 @@
+"""The one place that builds error JSON (§2): gateway errors, validation errors, unknown routes, crashes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from gateway.errors import GatewayError, InvalidRequest
+
+
+def error_response(exc: GatewayError) -> Response:
+    return Response(
+        orjson.dumps(exc.body()), status_code=exc.status, media_type="application/json", headers=exc.headers
+    )
+
+
+def validation_error(errors: Sequence[Any]) -> InvalidRequest:
+    """The first pydantic error as a 400 with `param` set to the field's dotted path."""
+    first = errors[0] if errors else {}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    param = ".".join(loc) or None
+    kind = str(first.get("type", "invalid"))
+    code = "missing_required_parameter" if kind == "missing" else "invalid_value"
+    msg = str(first.get("msg", "Invalid request."))
+    return InvalidRequest(f"Invalid value for '{param}': {msg}." if param else msg, code=code, param=param)
+
+
+async def _gateway_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc)
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(validation_error(exc.errors()))
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {
+        404: ("not_found", "invalid_request_error"),
+        405: ("method_not_allowed", "invalid_request_error"),
+    }
+    code, kind = codes.get(exc.status_code, ("http_error", "invalid_request_error"))
+    message = "Unknown URL." if exc.status_code == 404 else str(exc.detail)
+    return error_response(GatewayError(message, status=exc.status_code, type=kind, code=code))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)

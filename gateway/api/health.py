@@ -1,0 +1,31 @@
+"""GET /healthz (the process answers) and GET /readyz (the database answers)."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter
+from sqlalchemy import text
+from starlette.responses import Response
+
+from gateway.api.deps import RuntimeDep
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz() -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+@router.get("/readyz")
+async def readyz(rt: RuntimeDep) -> Response:
+    checks: dict[str, str] = {}
+    try:
+        async with rt.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # readiness reports, it does not raise
+        checks["database"] = f"error: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    body = {"status": "ok" if ok else "unavailable", "checks": checks}
+    return Response(orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json")

@@ -1,0 +1,40 @@
+"""GET /v1/models and GET /v1/me."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from gateway.api.deps import CallerDep, RuntimeDep
+
+router = APIRouter()
+
+
+def _json(data: object) -> Response:
+    return Response(orjson.dumps(data), media_type="application/json")
+
+
+@router.get("/v1/models")
+@router.get("/v1beta/openai/models")
+async def list_models(rt: RuntimeDep, caller: CallerDep) -> Response:
+    """Models the token's group can reach, intersected with the token's own allow-list."""
+    models = [m for m in rt.catalog.models(caller.group) if caller.may_use_model(m)]
+    data = [{"id": m, "object": "model", "created": 0, "owned_by": "gateway"} for m in models]
+    return _json({"object": "list", "data": data})
+
+
+@router.get("/v1/me")
+async def me(caller: CallerDep) -> Response:
+    quota = caller.quota_micro_usd
+    used = caller.used_micro_usd
+    return _json(
+        {
+            "name": caller.name,
+            "group": caller.group,
+            "quota_usd": None if quota is None else quota / 1_000_000,
+            "used_usd": used / 1_000_000,
+            "remaining_usd": None if quota is None else (quota - used) / 1_000_000,
+            "expires_at": caller.expires_at.isoformat() if caller.expires_at else None,
+        }
+    )

@@ -1,0 +1,1 @@
+"""OpenAI wire models: validation of what clients send. Unknown fields are kept."""

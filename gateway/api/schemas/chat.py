@@ -1,0 +1,41 @@
+"""The chat completions request, validated; the original body is what gets forwarded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ContentPart(_Open):
+    type: StrictStr
+
+
+class ChatMessage(_Open):
+    role: StrictStr
+    content: StrictStr | list[ContentPart] | None = None
+
+
+class StreamOptions(_Open):
+    include_usage: StrictBool | None = None
+
+
+class ChatCompletionRequest(_Open):
+    model: StrictStr = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: StrictBool | None = None
+    stream_options: StreamOptions | None = None
+    group: StrictStr | None = None
+    n: int | None = Field(None, ge=1, le=128)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    stop: StrictStr | list[StrictStr] | None = None
+    image_generation: StrictBool | None = None
+    modalities: list[StrictStr] | None = None
+    image_config: dict[str, Any] | None = None

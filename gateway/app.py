@@ -1,0 +1,41 @@
+"""create_app(settings): the lifespan builds the Runtime; routers, middleware and error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway import __version__
+from gateway.api import chat, health, models
+from gateway.api import errors as api_errors
+from gateway.api.admin import tokens as admin_tokens
+from gateway.api.middleware import RequestIdMiddleware
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await Runtime.start(settings)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="gateway",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    api_errors.install(app)
+    for router in (chat.router, models.router, health.router, admin_tokens.router):
+        app.include_router(router)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,1 @@
+"""Client authentication: token keys, the caller cache, rate and concurrency limits."""

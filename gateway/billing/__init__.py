@@ -1,0 +1,1 @@
+"""Prices, quota reservation and the usage record writer."""

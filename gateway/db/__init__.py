@@ -1,0 +1,1 @@
+"""Persistence: engine and sessions, table models, and every SQL statement (repositories)."""

@@ -1,0 +1,36 @@
+"""Run the Alembic migrations shipped in the `gateway.migrations` package (sync; call outside a loop)."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from gateway.db.session import ensure_sqlite_dir
+
+
+def script_location() -> str:
+    """`migrations/` of a source checkout, else the copy installed as `gateway.migrations`."""
+    source = Path(__file__).resolve().parents[2] / "migrations"
+    if (source / "env.py").is_file():
+        return str(source)
+    return str(files("gateway.migrations"))
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", script_location())
+    cfg.set_main_option("sqlalchemy.url", url)
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    ensure_sqlite_dir(url)
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    command.downgrade(alembic_config(url), revision)

@@ -1,0 +1,148 @@
+"""All SQL of the gateway. Functions take a session and return rows or plain values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.db.models import Token, UsageRecordRow
+from gateway.domain import UsageRecord
+
+# Fields an admin may change with PATCH (§7): everything of §6.3 but the key and the counters.
+TOKEN_MUTABLE_FIELDS = frozenset(
+    {
+        "name",
+        "group",
+        "allowed_groups",
+        "models",
+        "quota_micro_usd",
+        "expires_at",
+        "status",
+        "rpm_limit",
+        "max_concurrency",
+        "chat_image_field",
+    }
+)
+
+
+async def create_token(session: AsyncSession, **values: Any) -> Token:
+    token = Token(**values)
+    session.add(token)
+    await session.flush()
+    return token
+
+
+async def get_token(session: AsyncSession, token_id: str) -> Token | None:
+    return await session.get(Token, token_id)
+
+
+async def get_token_by_hash(session: AsyncSession, key_hash: str) -> Token | None:
+    result = await session.execute(select(Token).where(Token.key_hash == key_hash))
+    return result.scalar_one_or_none()
+
+
+async def list_tokens(
+    session: AsyncSession,
+    *,
+    group: str | None = None,
+    status: str | None = None,
+    q: str | None = None,
+    after: str | None = None,
+    limit: int = 50,
+) -> Sequence[Token]:
+    stmt = select(Token).order_by(Token.id).limit(limit)
+    if group is not None:
+        stmt = stmt.where(Token.group == group)
+    if status is not None:
+        stmt = stmt.where(Token.status == status)
+    if q:
+        pattern = f"%{q.lower()}%"
+        stmt = stmt.where(or_(func.lower(Token.name).like(pattern), Token.key_prefix.like(f"{q}%")))
+    if after is not None:
+        stmt = stmt.where(Token.id > after)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def update_token(session: AsyncSession, token_id: str, values: dict[str, Any]) -> bool:
+    unknown = set(values) - TOKEN_MUTABLE_FIELDS - {"key_hash", "key_prefix"}
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    if not values:
+        return await get_token(session, token_id) is not None
+    result = await session.execute(update(Token).where(Token.id == token_id).values(**values))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def add_quota(session: AsyncSession, token_id: str, micro_usd: int) -> bool:
+    """Add to a token's quota in one statement; an unlimited (null) quota starts from zero."""
+    stmt = (
+        update(Token)
+        .where(Token.id == token_id)
+        .values(quota_micro_usd=func.coalesce(Token.quota_micro_usd, 0) + micro_usd)
+    )
+    result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def delete_token(session: AsyncSession, token_id: str) -> bool:
+    result = await session.execute(delete(Token).where(Token.id == token_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def insert_usage_records(session: AsyncSession, records: Iterable[UsageRecord]) -> None:
+    rows = [_usage_row(r) for r in records]
+    if rows:
+        await session.execute(insert(UsageRecordRow), rows)
+
+
+async def touch_tokens(session: AsyncSession, last_used: dict[str, datetime]) -> None:
+    for token_id, when in last_used.items():
+        await session.execute(update(Token).where(Token.id == token_id).values(last_used_at=when))
+
+
+async def list_usage_records(
+    session: AsyncSession, *, token_id: str | None = None, limit: int = 100
+) -> Sequence[UsageRecordRow]:
+    stmt = select(UsageRecordRow).order_by(UsageRecordRow.id.desc()).limit(limit)
+    if token_id is not None:
+        stmt = stmt.where(UsageRecordRow.token_id == token_id)
+    return (await session.execute(stmt)).scalars().all()
+
+
+def _usage_row(r: UsageRecord) -> dict[str, Any]:
+    u = r.usage
+    return {
+        "request_id": r.request_id,
+        "created_at": r.created_at,
+        "token_id": r.token_id,
+        "group": r.group,
+        "endpoint": r.endpoint,
+        "model": r.model,
+        "upstream_model": r.upstream_model,
+        "channel": r.channel,
+        "attempts": [a.as_dict() for a in r.attempts],
+        "status": r.status,
+        "http_status": r.http_status,
+        "error_code": r.error_code,
+        "stream": r.stream,
+        "latency_ms": r.latency_ms,
+        "ttfb_ms": r.ttfb_ms,
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total_tokens,
+        "text_input_tokens": u.text_input_tokens,
+        "cached_input_tokens": u.cached_input_tokens,
+        "image_input_tokens": u.image_input_tokens,
+        "text_output_tokens": u.text_output_tokens,
+        "image_output_tokens": u.image_output_tokens,
+        "image_count": r.image_count,
+        "image_size": r.image_size,
+        "image_quality": r.image_quality,
+        "unit_price_micro_usd": r.unit_price_micro_usd,
+        "cost_micro_usd": r.cost_micro_usd,
+        "usage_estimated": r.usage_estimated,
+    }

@@ -1,0 +1,125 @@
+"""Frozen value objects passed between stages: the caller, a routing target, attempts, usage."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from gateway.settings import ChannelSettings
+
+Operation = Literal["chat", "images.generate", "images.edit"]
+JSONObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The token a request authenticated with, as the hot path needs it."""
+
+    token_id: str
+    name: str
+    group: str
+    allowed_groups: tuple[str, ...]
+    models: tuple[str, ...] | None
+    chat_image_field: str | None
+    rpm_limit: int | None
+    max_concurrency: int | None
+    quota_micro_usd: int | None
+    used_micro_usd: int
+    expires_at: datetime | None
+    key_hash: str
+
+    def may_use_group(self, group: str) -> bool:
+        return group == self.group or group in self.allowed_groups
+
+    def may_use_model(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One attempt's destination: a channel and the index of one of its keys."""
+
+    channel: ChannelSettings
+    key_index: int
+
+    @property
+    def api_key(self) -> str | None:
+        keys = self.channel.api_keys
+        return keys[self.key_index].get_secret_value() if keys else None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    channel: str
+    key_index: int
+    status: int | str
+    duration_ms: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    text_input_tokens: int = 0
+    cached_input_tokens: int = 0
+    image_input_tokens: int = 0
+    text_output_tokens: int = 0
+    image_output_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @classmethod
+    def from_openai(cls, usage: Any) -> Usage | None:
+        """Read an OpenAI chat (`prompt_*`) or Images API (`input_*`) usage object."""
+        if not isinstance(usage, dict):
+            return None
+        prompt = _int(usage.get("prompt_tokens", usage.get("input_tokens")))
+        completion = _int(usage.get("completion_tokens", usage.get("output_tokens")))
+        total = _int(usage.get("total_tokens")) or prompt + completion
+        pd = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+        cd = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
+        pd = pd if isinstance(pd, dict) else {}
+        cd = cd if isinstance(cd, dict) else {}
+        cached = _int(pd.get("cached_tokens"))
+        image_in = _int(pd.get("image_tokens"))
+        image_out = _int(cd.get("image_tokens"))
+        reasoning = _int(cd.get("reasoning_tokens"))
+        text_in = _int(pd["text_tokens"]) if "text_tokens" in pd else max(prompt - cached - image_in, 0)
+        text_out = _int(cd["text_tokens"]) if "text_tokens" in cd else max(completion - image_out, 0)
+        return cls(prompt, completion, total, text_in, cached, image_in, text_out, image_out, reasoning)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+@dataclass(slots=True)
+class UsageRecord:
+    """One request that reached routing; written off the request path by the usage writer."""
+
+    request_id: str
+    created_at: datetime
+    token_id: str
+    group: str
+    endpoint: str
+    model: str
+    stream: bool
+    upstream_model: str | None = None
+    channel: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    status: Literal["success", "failed"] = "failed"
+    http_status: int = 0
+    error_code: str | None = None
+    latency_ms: int = 0
+    ttfb_ms: int | None = None
+    usage: Usage = field(default_factory=Usage)
+    image_count: int = 0
+    image_size: str | None = None
+    image_quality: str | None = None
+    unit_price_micro_usd: int = 0
+    cost_micro_usd: int = 0
+    usage_estimated: bool = False

@@ -1,0 +1,1 @@
+"""The stage order of each operation, and the one failover loop."""

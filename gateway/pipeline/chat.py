@@ -1,0 +1,159 @@
+"""Chat completions: route, fail over, relay (non-stream or SSE), and keep the usage record."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import orjson
+
+from gateway.domain import Caller, JSONObject, Target, Usage
+from gateway.errors import GatewayError
+from gateway.pipeline.attempts import with_failover
+from gateway.pipeline.common import Ledger, open_ledger
+from gateway.pipeline.heartbeat import with_heartbeat
+from gateway.providers.base import ChatStream
+from gateway.runtime import Runtime
+
+KEEPALIVE = b": keepalive\n\n"
+DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    body: JSONObject  # the client's body, gateway-only fields removed; forwarded as is
+    model: str
+    group: str | None
+    stream: bool
+    include_usage: bool  # the client asked for the usage chunk
+
+
+def _upstream_body(req: ChatRequest, target: Target) -> JSONObject:
+    body = {**req.body, "model": target.channel.upstream_model(req.model)}
+    if req.stream:
+        # Always ask for usage, so the request can be billed; stripped again if the client didn't ask.
+        options = req.body.get("stream_options")
+        body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    return body
+
+
+def _settle(ledger: Ledger, req: ChatRequest, target: Target) -> None:
+    ledger.record.channel = target.channel.name
+    ledger.record.upstream_model = target.channel.upstream_model(req.model)
+
+
+async def complete(
+    rt: Runtime, caller: Caller, req: ChatRequest, *, request_id: str, endpoint: str
+) -> JSONObject:
+    ledger = open_ledger(
+        rt, caller, request_id=request_id, endpoint=endpoint, model=req.model, group=req.group,
+        operation="chat", stream=False,
+    )  # fmt: skip
+    try:
+        result, target = await with_failover(
+            rt,
+            ledger.channels,
+            ledger.record.attempts,
+            lambda t: rt.providers.for_channel(t.channel).chat(t, _upstream_body(req, t)),
+        )
+        _settle(ledger, req, target)
+        usage = Usage.from_openai(result.get("usage"))
+        if usage is not None:
+            ledger.record.usage = usage
+        result["model"] = req.model
+    except BaseException as exc:
+        ledger.close(exc)
+        raise
+    ledger.close()
+    return result
+
+
+async def stream(
+    rt: Runtime, caller: Caller, req: ChatRequest, *, request_id: str, endpoint: str
+) -> AsyncIterator[bytes]:
+    """Open the upstream stream; an early failure raises (a normal HTTP error answer).
+
+    If the upstream has not answered within one keepalive interval, the answer is committed as
+    SSE and keepalive comments flow while the failover loop goes on.
+    """
+    ledger = open_ledger(
+        rt, caller, request_id=request_id, endpoint=endpoint, model=req.model, group=req.group,
+        operation="chat", stream=True,
+    )  # fmt: skip
+
+    async def open_one(target: Target) -> ChatStream:
+        return await rt.providers.for_channel(target.channel).open_chat_stream(
+            target, _upstream_body(req, target)
+        )
+
+    opening = asyncio.ensure_future(with_failover(rt, ledger.channels, ledger.record.attempts, open_one))
+    interval = rt.settings.server.sse_keepalive_seconds
+    try:
+        await asyncio.wait({opening}, timeout=interval or None)
+        if opening.done():
+            opening.result()  # raises the failover's error, if it failed
+    except BaseException as exc:
+        opening.cancel()
+        ledger.close(exc)
+        raise
+    return _relay(ledger, req, opening, interval)
+
+
+def _sse_error(exc: GatewayError) -> bytes:
+    return b"data: " + orjson.dumps(exc.body()) + b"\n\n"
+
+
+async def _relay(
+    ledger: Ledger, req: ChatRequest, opening: asyncio.Future[tuple[ChatStream, Target]], interval: float
+) -> AsyncIterator[bytes]:
+    upstream: ChatStream | None = None
+    try:
+        while not opening.done():
+            done, _ = await asyncio.wait({opening}, timeout=interval)
+            if not done:
+                yield KEEPALIVE
+        upstream, target = opening.result()
+        _settle(ledger, req, target)
+        async for data in with_heartbeat(upstream, interval):
+            if data is None:
+                yield KEEPALIVE
+                continue
+            if data == b"[DONE]":
+                break
+            out = _rewrite_chunk(data, ledger, req)
+            if out is not None:
+                ledger.ttfb()
+                yield out
+        yield DONE
+        ledger.close()
+    except GatewayError as exc:
+        ledger.close(exc)
+        yield _sse_error(exc)
+    finally:
+        if not opening.done():
+            opening.cancel()
+        if upstream is not None:
+            await upstream.aclose()
+        ledger.close(asyncio.CancelledError())
+
+
+def _rewrite_chunk(data: bytes, ledger: Ledger, req: ChatRequest) -> bytes | None:
+    """Give the chunk the client's model name; take usage for the record, strip it if not asked for."""
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return b"data: " + data + b"\n\n"
+    if not isinstance(chunk, dict):
+        return b"data: " + data + b"\n\n"
+    if "usage" in chunk:
+        usage = Usage.from_openai(chunk["usage"])
+        if usage is not None:
+            ledger.record.usage = usage
+        if not req.include_usage:
+            if not chunk.get("choices"):
+                return None
+            del chunk["usage"]
+    if "model" in chunk:
+        chunk["model"] = req.model
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"

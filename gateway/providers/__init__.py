@@ -1,0 +1,1 @@
+"""Upstream protocols: each provider translates requests and answers and makes the call."""

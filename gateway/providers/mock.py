@@ -1,0 +1,134 @@
+"""The built-in `mock` upstream: deterministic text and PNG images, configurable latency and failures.
+
+It serves the quick start, the demo and the tests, and never calls out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import struct
+import time
+import zlib
+from collections.abc import AsyncIterator
+
+import orjson
+
+from gateway.domain import JSONObject, Operation, Target
+from gateway.errors import UpstreamError
+from gateway.settings import MockSettings
+
+
+def render_png(seed: str, size: int) -> bytes:
+    """A real PNG whose pixels depend on `seed`: the same prompt gives the same bytes."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    r0, g0, b0, r1, g1, b1 = digest[:6]
+    rows = bytearray()
+    for y in range(size):
+        rows.append(0)  # filter: none
+        t = y / max(size - 1, 1)
+        row = bytes(
+            (int(r0 + (r1 - r0) * t) & 0xFF, int(g0 + (g1 - g0) * t) & 0xFF, int(b0 + (b1 - b0) * t) & 0xFF)
+        )
+        rows += row * size
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(rows)))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _last_user_text(body: JSONObject) -> str:
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return " ".join(
+                    str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text"
+                )
+    return ""
+
+
+class MockProvider:
+    operations: frozenset[Operation] = frozenset({"chat"})
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._rng = rng or random.Random()
+
+    async def _behave(self, settings: MockSettings, target: Target) -> None:
+        if settings.latency_ms:
+            await asyncio.sleep(settings.latency_ms / 1000)
+        if settings.failure_rate and self._rng.random() < settings.failure_rate:
+            raise UpstreamError(
+                f"channel {target.channel.name}: mock failure", upstream_status=500, retryable=True
+            )
+
+    def _reply(self, body: JSONObject) -> tuple[str, JSONObject]:
+        prompt = _last_user_text(body)
+        text = f"Mock reply to: {prompt[:200]}" if prompt else "Mock reply."
+        prompt_tokens = max(1, len(prompt.split()))
+        completion_tokens = len(text.split())
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        return text, usage
+
+    async def chat(self, target: Target, body: JSONObject) -> JSONObject:
+        await self._behave(target.channel.mock, target)
+        text, usage = self._reply(body)
+        return {
+            "id": f"chatcmpl-mock{random.getrandbits(64):016x}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            ],
+            "usage": usage,
+        }
+
+    async def open_chat_stream(self, target: Target, body: JSONObject) -> MockStream:
+        await self._behave(target.channel.mock, target)
+        return MockStream(body, *self._reply(body), target.channel.mock)
+
+
+class MockStream:
+    def __init__(self, body: JSONObject, text: str, usage: JSONObject, settings: MockSettings) -> None:
+        self._body, self._text, self._usage, self._settings = body, text, usage, settings
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        base = {
+            "id": f"chatcmpl-mock{random.getrandbits(64):016x}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": self._body.get("model"),
+        }
+        words = self._text.split(" ")
+        n = min(self._settings.stream_chunks, len(words))
+        step = -(-len(words) // n)
+        pieces = [" ".join(words[i : i + step]) for i in range(0, len(words), step)]
+        for i, piece in enumerate(pieces):
+            delta: JSONObject = {"content": piece if i == 0 else " " + piece}
+            if i == 0:
+                delta["role"] = "assistant"
+            yield orjson.dumps({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            await asyncio.sleep(0)
+        yield orjson.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        options = self._body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage"):
+            yield orjson.dumps({**base, "choices": [], "usage": self._usage})
+        yield b"[DONE]"
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,1 @@
+"""OpenAI-compatible upstreams (OpenAI itself and the relays that copy its API)."""

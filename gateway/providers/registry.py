@@ -1,0 +1,26 @@
+"""Provider per channel kind, and which operations each kind can do."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from gateway.domain import Operation
+from gateway.providers.base import Provider
+from gateway.providers.mock import MockProvider
+from gateway.providers.openai.chat import OpenAIProvider
+from gateway.settings import ChannelSettings
+
+
+class ProviderRegistry:
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._by_kind: dict[str, Provider] = {
+            "openai": OpenAIProvider(session),
+            "mock": MockProvider(),
+        }
+
+    def for_channel(self, channel: ChannelSettings) -> Provider:
+        return self._by_kind[channel.kind]
+
+    def supports(self, channel: ChannelSettings, operation: Operation) -> bool:
+        provider = self._by_kind.get(channel.kind)
+        return provider is not None and operation in provider.operations

@@ -1,0 +1,317 @@
+"""Configuration: a YAML file overlaid by `GATEWAY_*` environment variables (`__` nests).
+
+`${VAR}` in the YAML is replaced from the environment before validation. A bad value fails at
+start-up with a `ConfigError` naming the key's path and the reason.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """A configuration problem, with the path of the offending key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
+    public_base_url: str | None = None  # for URLs of locally stored files; default http://<host>:<port>
+    sse_keepalive_seconds: float = Field(10.0, ge=0)
+    nonstream_keepalive_seconds: float = Field(0.0, ge=0)
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///./data/gateway.db"
+    auto_migrate: bool = True
+    pool_size: int = Field(10, ge=1)
+
+
+class RedisSettings(_Section):
+    url: str | None = None
+
+
+class AdminSettings(_Section):
+    token: SecretStr | None = None
+
+
+class AuthSettings(_Section):
+    token_cache_seconds: float = Field(10.0, ge=0)
+
+
+class S3Settings(_Section):
+    endpoint_url: str | None = None
+    region: str | None = None
+    bucket: str = ""
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    key_prefix: str = ""
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    public_base_url: str | None = None
+    presign_ttl_seconds: int = Field(7 * 24 * 3600, ge=1, le=7 * 24 * 3600)
+
+
+class LocalStorageSettings(_Section):
+    root: str = "./data/images"
+    key_prefix: str = ""
+
+
+class StorageSettings(_Section):
+    backend: Literal["s3", "local", "none"] = "local"
+    rehost: Literal["base64", "always"] = "base64"
+    upload_attempts: int = Field(3, ge=1, le=10)
+    s3: S3Settings = S3Settings()
+    local: LocalStorageSettings = LocalStorageSettings()
+
+    @model_validator(mode="after")
+    def _s3_needs_bucket(self) -> StorageSettings:
+        if self.backend == "s3" and not self.s3.bucket:
+            raise ValueError("storage.s3.bucket is required when storage.backend is s3")
+        return self
+
+
+class LimitsSettings(_Section):
+    max_request_body_mb: float = Field(64, gt=0)
+    max_image_download_mb: float = Field(32, gt=0)
+    image_fetch_timeout_seconds: float = Field(20, gt=0)
+
+    @property
+    def max_request_body_bytes(self) -> int:
+        return int(self.max_request_body_mb * 1024 * 1024)
+
+
+class SecuritySettings(_Section):
+    allow_private_image_urls: bool = False
+    # CIDR ranges that client image URLs may reach even though they are private, e.g. ["10.20.0.0/16"].
+    allowed_image_url_networks: list[str] = []
+
+    @field_validator("allowed_image_url_networks")
+    @classmethod
+    def _valid_networks(cls, v: list[str]) -> list[str]:
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{net!r} is not an IP network in CIDR form: {exc}") from None
+        return v
+
+
+class RetrySettings(_Section):
+    max_attempts: int = Field(3, ge=1, le=20)
+    retry_on_timeout: bool = False
+    cooldown_seconds: float = Field(30, ge=0)
+    max_cooldown_seconds: float = Field(600, ge=0)
+    failures_to_cooldown: int = Field(3, ge=1)
+    failure_cooldown_seconds: float = Field(60, ge=0)
+
+
+class ChatSettings(_Section):
+    image_field: Literal["none", "list_data", "object_url"] = "none"
+
+
+class GroupSettings(_Section):
+    ratio: float = Field(1.0, ge=0)
+
+
+class MockSettings(_Section):
+    latency_ms: float = Field(0, ge=0)
+    failure_rate: float = Field(0, ge=0, le=1)
+    stream_chunks: int = Field(8, ge=1)
+    image_size: int = Field(64, ge=1, le=4096)
+
+
+class ChannelSettings(_Section):
+    name: str = Field(min_length=1)
+    kind: Literal["openai", "gemini", "mock"]
+    base_url: str | None = None
+    api_keys: list[SecretStr] = []
+    models: list[str] = Field(min_length=1)
+    model_map: dict[str, str] = {}
+    groups: list[str] = ["default"]
+    priority: int = 0
+    weight: float = Field(1.0, gt=0)
+    timeout_seconds: float = Field(300, gt=0)
+    headers: dict[str, str] = {}
+    enabled: bool = True
+    response_format: Literal["unsupported"] | None = None
+    default_response_format: Literal["url", "b64_json"] | None = None
+    edits_format: Literal["json", "multipart"] = "json"
+    image_models: list[str] | None = None
+    image_size_models: list[str] = []
+    prompt_image_urls: bool | None = None
+    rehost_urls: bool = False
+    mock: MockSettings = MockSettings()
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/") if v else v
+
+    @model_validator(mode="after")
+    def _upstream_needs_address(self) -> ChannelSettings:
+        if self.kind != "mock":
+            if not self.base_url:
+                raise ValueError(f"channel {self.name!r}: base_url is required for kind {self.kind}")
+            if not self.api_keys:
+                raise ValueError(f"channel {self.name!r}: at least one api_keys entry is required")
+        return self
+
+    def upstream_model(self, model: str) -> str:
+        return self.model_map.get(model, model)
+
+
+class UsageSettings(_Section):
+    batch_size: int = Field(200, ge=1)
+    flush_interval_seconds: float = Field(1.0, gt=0)
+    max_buffer: int = Field(50_000, ge=1)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_bodies: bool = False
+    access_log: bool = False
+
+
+class MetricsSettings(_Section):
+    public: bool = False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        nested_model_default_partial_update=True,
+    )
+
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    admin: AdminSettings = AdminSettings()
+    auth: AuthSettings = AuthSettings()
+    storage: StorageSettings = StorageSettings()
+    limits: LimitsSettings = LimitsSettings()
+    security: SecuritySettings = SecuritySettings()
+    retry: RetrySettings = RetrySettings()
+    chat: ChatSettings = ChatSettings()
+    groups: dict[str, GroupSettings] = {"default": GroupSettings()}
+    channels: list[ChannelSettings] = []
+    usage: UsageSettings = UsageSettings()
+    logging: LoggingSettings = LoggingSettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+    @model_validator(mode="after")
+    def _channels_consistent(self) -> Settings:
+        seen: set[str] = set()
+        for ch in self.channels:
+            if ch.name in seen:
+                raise ValueError(f"duplicate channel name {ch.name!r}")
+            seen.add(ch.name)
+            for group in ch.groups:
+                if group not in self.groups:
+                    raise ValueError(
+                        f"channel {ch.name!r} lists group {group!r}, which is not declared in groups"
+                    )
+        return self
+
+    def public_base_url(self) -> str:
+        if self.server.public_base_url:
+            return self.server.public_base_url.rstrip("/")
+        host = "127.0.0.1" if self.server.host in ("0.0.0.0", "::", "") else self.server.host
+        return f"http://{host}:{self.server.port}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+
+def substitute_env(value: Any, environ: dict[str, str] | os._Environ[str], path: str = "") -> Any:
+    """Replace `${VAR}` (or `${VAR:-default}`) in every string of a parsed YAML tree."""
+    if isinstance(value, str):
+
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"config error at {path or '<root>'}: environment variable {name} is not set")
+
+        return _VAR.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: substitute_env(v, environ, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute_env(v, environ, f"{path}.{i}") for i, v in enumerate(value)]
+    return value
+
+
+def config_path(explicit: str | None = None) -> Path | None:
+    """The config file to read: `--config`, else `GATEWAY_CONFIG`, else ./config.yaml if present."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("GATEWAY_CONFIG")
+    if env:
+        return Path(env)
+    default = Path("config.yaml")
+    return default if default.is_file() else None
+
+
+def _format_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        lines.append(f"config error at {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the YAML file (if any), substitute `${VAR}`, overlay GATEWAY_* env, validate."""
+    data: dict[str, Any] = {}
+    file = config_path(str(path)) if path else config_path()
+    if file is not None:
+        try:
+            raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {file} does not exist") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {file} is not valid YAML: {exc}") from exc
+        if raw is not None and not isinstance(raw, dict):
+            raise ConfigError(f"config file {file} must hold a mapping at the top level")
+        data = substitute_env(raw or {}, os.environ)
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc)) from None
