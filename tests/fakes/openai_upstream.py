@@ -1,0 +1,133 @@
+"""A fake OpenAI-compatible upstream. The first path segment picks a behaviour, so one server can
+stand in for several channels: `/ok/v1/...`, `/fail500/v1/...`, `/r429/v1/...`, `/r400/v1/...`.
+
+Answers and error bodies follow the recorded examples in tests/fixtures/openai/.
+Every request is recorded (behaviour, path, headers, JSON body) for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "openai"
+
+
+def fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+@dataclass
+class Recorded:
+    behaviour: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeOpenAI:
+    calls: list[Recorded] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)  # ordering log shared with the test
+    release_stream: threading.Event = field(default_factory=threading.Event)
+    stream_closed: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.events.clear()
+        self.release_stream.clear()
+        self.stream_closed.clear()
+
+    def count(self, behaviour: str) -> int:
+        with self.lock:
+            return sum(1 for c in self.calls if c.behaviour == behaviour)
+
+    def last(self, behaviour: str) -> Recorded:
+        with self.lock:
+            return [c for c in self.calls if c.behaviour == behaviour][-1]
+
+    def log(self, event: str) -> None:
+        with self.lock:
+            self.events.append(event)
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/{behaviour}/v1/chat/completions", self.chat)
+        return app
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        behaviour = request.match_info["behaviour"]
+        body = await request.json()
+        with self.lock:
+            self.calls.append(Recorded(behaviour, request.path, dict(request.headers), body))
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return web.json_response(fixture("error_401.json"), status=401)
+        if behaviour == "fail500":
+            return web.json_response(fixture("error_500.json"), status=500)
+        if behaviour == "r429":
+            return web.json_response(fixture("error_429.json"), status=429, headers={"Retry-After": "120"})
+        if behaviour == "r400":
+            return web.json_response(fixture("error_400.json"), status=400)
+        if behaviour == "slow":
+            await asyncio.sleep(float(request.headers.get("x-delay", "0.6")))
+        if body.get("stream"):
+            return await self._stream(request, body, gated=behaviour == "gated")
+        answer = fixture("chat_completion.json")
+        answer["model"] = body["model"]
+        return web.json_response(answer)
+
+    async def _stream(self, request: web.Request, body: dict[str, Any], *, gated: bool) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        chunks = fixture("chat_stream_chunks.json")
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        try:
+            for i, chunk in enumerate(chunks):
+                if chunk.get("usage") is not None and not include_usage:
+                    continue
+                chunk = {**chunk, "model": body["model"]}
+                await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                if i == 0:
+                    self.log("upstream_sent_first")
+                    if gated and not await self._gate(request):
+                        self.log("upstream_saw_disconnect")
+                        self.stream_closed.set()
+                        return response
+            await response.write(b"data: [DONE]\n\n")
+            self.log("upstream_finished")
+            await response.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.log("upstream_saw_disconnect")
+            self.stream_closed.set()
+            raise
+        return response
+
+    async def _gate(self, request: web.Request) -> bool:
+        """Hold the stream until the test releases it; False if the gateway hung up meanwhile."""
+        deadline = time.monotonic() + 10
+        while not self.release_stream.is_set() and time.monotonic() < deadline:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+
+def wait_for(predicate: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
