@@ -38,7 +38,7 @@ def assert_error(resp: httpx.Response, status: int, code: str, param: str | None
         (b'{"model": "chat-basic", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}', 400,
          "invalid_value", "stream"),
         (b'{"messages": [{"role": "user", "content": "x"}]}', 400, "missing_required_parameter", "model"),
-        (b'{"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]}', 404, "model_not_found",
+        (b'{"model": "nope", "messages": [{"role": "user", "content": ""}]}', 404, "model_not_found",
          "model"),
     ],
 )  # fmt: skip
