@@ -1,0 +1,102 @@
+"""S3-compatible object storage through boto3 (AWS S3, MinIO, R2, OSS, COS).
+
+boto3 blocks, so every call runs in a worker thread. Retries are the caller's (`images.rehost`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import quote
+
+import anyio.to_thread
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from gateway.errors import StorageUnavailable
+from gateway.settings import S3Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def make_client(settings: S3Settings) -> S3Client:
+    """A client for the configured endpoint; its connection pool is shared by the worker threads."""
+    config = Config(
+        signature_version="s3v4",
+        s3={"addressing_style": settings.addressing_style},
+        retries={"mode": "standard", "max_attempts": 1},
+        connect_timeout=10,
+        read_timeout=60,
+        max_pool_connections=32,
+        # Newer boto3 adds CRC checksums by default, which several S3-compatible services reject.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    key_id = settings.access_key_id.get_secret_value() if settings.access_key_id else None
+    secret = settings.secret_access_key.get_secret_value() if settings.secret_access_key else None
+    session = boto3.session.Session()
+    return session.client(
+        "s3",
+        endpoint_url=settings.endpoint_url,
+        region_name=settings.region,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=config,
+    )
+
+
+class S3Store:
+    """Objects in one bucket; URLs are `public_base_url/key` when set, else presigned GET URLs."""
+
+    name = "s3"
+
+    def __init__(self, settings: S3Settings, *, client: S3Client | None = None) -> None:
+        self.key_prefix = settings.key_prefix
+        self.bucket = settings.bucket
+        self._public_base_url = settings.public_base_url.rstrip("/") if settings.public_base_url else None
+        self._presign_ttl = settings.presign_ttl_seconds
+        self._client = client if client is not None else make_client(settings)
+
+    async def _call(self, action: str, fn: Callable[[], T]) -> T:
+        try:
+            return await anyio.to_thread.run_sync(fn)
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("s3 %s failed: %r", action, exc)
+            raise StorageUnavailable(f"object storage {action} failed ({_error_name(exc)})") from exc
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        await self._call(
+            "upload",
+            lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type),
+        )
+
+    async def url(self, key: str) -> str:
+        if self._public_base_url is not None:
+            return f"{self._public_base_url}/{quote(key, safe='/')}"
+        return await self._call(
+            "presign",
+            lambda: self._client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self._presign_ttl
+            ),
+        )
+
+    async def check(self) -> None:
+        await self._call("bucket check", lambda: self._client.head_bucket(Bucket=self.bucket))
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self._client.close)
+
+
+def _error_name(exc: BotoCoreError | ClientError) -> str:
+    """The S3 error code (NoSuchBucket, AccessDenied…) or the exception type; never the endpoint URL."""
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code")
+        if code:
+            return str(code)
+    return type(exc).__name__
