@@ -311,6 +311,9 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
             raise ConfigError(f"config file {file} must hold a mapping at the top level")
         data = substitute_env(raw or {}, os.environ)
     data.update(overrides)
+    admin_token = os.environ.get("GATEWAY_ADMIN_TOKEN")
+    if admin_token:  # the documented short spelling of GATEWAY_ADMIN__TOKEN
+        data["admin"] = {**(data.get("admin") or {}), "token": admin_token}
     try:
         return Settings(**data)
     except ValidationError as exc:

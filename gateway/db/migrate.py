@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from importlib.resources import files
-from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -12,10 +11,7 @@ from gateway.db.session import ensure_sqlite_dir
 
 
 def script_location() -> str:
-    """`migrations/` of a source checkout, else the copy installed as `gateway.migrations`."""
-    source = Path(__file__).resolve().parents[2] / "migrations"
-    if (source / "env.py").is_file():
-        return str(source)
+    """`migrations/`, shipped inside the package as `gateway.migrations` (a link in the source tree)."""
     return str(files("gateway.migrations"))
 
 
