@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gateway import __version__
-from gateway.api import chat, health, models
+from gateway.api import chat, files, health, images, models
 from gateway.api import errors as api_errors
 from gateway.api.admin import tokens as admin_tokens
 from gateway.api.middleware import RequestIdMiddleware
@@ -35,7 +35,14 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     api_errors.install(app)
-    for router in (chat.router, models.router, health.router, admin_tokens.router):
+    for router in (
+        chat.router,
+        images.router,
+        models.router,
+        files.router,
+        health.router,
+        admin_tokens.router,
+    ):
         app.include_router(router)
     app.add_middleware(RequestIdMiddleware)
     return app

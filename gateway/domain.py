@@ -50,6 +50,26 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class ImagePart:
+    """One image file of an edit: the form field it goes in, its bytes, and the type its magic bytes say."""
+
+    field: str
+    filename: str
+    data: bytes
+    mime: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageCall:
+    """An Images API request as the provider sends it: JSON fields, plus files when sent as multipart."""
+
+    operation: Operation
+    body: JSONObject
+    files: tuple[ImagePart, ...] = ()
+    multipart: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     channel: str
     key_index: int

@@ -153,3 +153,7 @@ class UpstreamTimeout(UpstreamError):
     def __init__(self, message: str, *, sent: bool, retryable: bool = False) -> None:
         super().__init__(message, status=504, retryable=retryable, scope="channel")
         self.sent = sent
+
+
+class ImageURLNotAvailable(InvalidRequest):
+    code = "image_url_not_available"

@@ -12,10 +12,13 @@ from gateway.auth.limits import Limiter
 from gateway.auth.tokens import TokenAuthenticator
 from gateway.billing.usage_writer import UsageWriter
 from gateway.db.session import create_engine, create_sessionmaker
+from gateway.images import fetch
 from gateway.providers.registry import ProviderRegistry
 from gateway.routing.catalog import Catalog
 from gateway.routing.health import Health
 from gateway.settings import Settings
+from gateway.storage.base import ObjectStore
+from gateway.storage.factory import build_store
 
 
 def upstream_session() -> aiohttp.ClientSession:
@@ -36,6 +39,8 @@ class Runtime:
     auth: TokenAuthenticator
     limiter: Limiter
     usage: UsageWriter
+    store: ObjectStore | None
+    fetcher: fetch.ImageFetcher
     rng: random.Random = field(default_factory=random.Random)
 
     @classmethod
@@ -57,9 +62,14 @@ class Runtime:
             auth=TokenAuthenticator(sessionmaker, settings.auth.token_cache_seconds),
             limiter=Limiter(),
             usage=usage,
+            store=build_store(settings.storage, settings.public_base_url()),
+            fetcher=fetch.from_settings(settings.limits, settings.security),
         )
 
     async def close(self) -> None:
         await self.usage.stop()
         await self.http.close()
+        await self.fetcher.close()
+        if self.store is not None:
+            await self.store.close()
         await self.engine.dispose()

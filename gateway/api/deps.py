@@ -50,8 +50,8 @@ def request_id(request: Request) -> str:
     return rid
 
 
-async def read_json(request: Request, limit_bytes: int) -> JSONObject:
-    """The body as a JSON object, refusing more than `limit_bytes` before reading it all."""
+async def read_body(request: Request, limit_bytes: int) -> bytes:
+    """The raw body, refusing more than `limit_bytes` before reading it all."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit_bytes:
         raise _too_large(limit_bytes)
@@ -62,7 +62,12 @@ async def read_json(request: Request, limit_bytes: int) -> JSONObject:
         if size > limit_bytes:
             raise _too_large(limit_bytes)
         chunks.append(chunk)
-    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def read_json(request: Request, limit_bytes: int) -> JSONObject:
+    """The body as a JSON object (400 `invalid_json` otherwise), within the size limit."""
+    raw = await read_body(request, limit_bytes)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -1,11 +1,12 @@
-"""What every provider offers: its operations, a chat call, and an opened chat stream."""
+"""What every provider offers: its operations, chat (plain and streamed), and the Images API."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from gateway.domain import JSONObject, Operation, Target
+from gateway.domain import ImageCall, JSONObject, Operation, Target
+from gateway.providers.sse import SSEEvent
 
 
 class ChatStream(Protocol):
@@ -14,6 +15,12 @@ class ChatStream(Protocol):
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
     async def aclose(self) -> None: ...
+
+
+class EventStream(ChatStream, Protocol):
+    def events(self) -> AsyncIterator[SSEEvent]:
+        """(event name, data) pairs, for streams whose events are named (Images API)."""
+        ...
 
 
 class Provider(Protocol):
@@ -25,4 +32,12 @@ class Provider(Protocol):
 
     async def open_chat_stream(self, target: Target, body: JSONObject) -> ChatStream:
         """Send a streamed chat request and return once the upstream has answered 200."""
+        ...
+
+    async def images(self, target: Target, call: ImageCall) -> JSONObject:
+        """An Images API answer in OpenAI's shape (`created`, `data`, `usage`…)."""
+        ...
+
+    async def open_images_stream(self, target: Target, call: ImageCall) -> EventStream:
+        """A streamed Images API request (`partial_images`), opened."""
         ...

@@ -6,6 +6,7 @@ It serves the quick start, the demo and the tests, and never calls out.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import random
 import struct
@@ -15,8 +16,8 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from gateway.domain import JSONObject, Operation, Target
-from gateway.errors import UpstreamError
+from gateway.domain import ImageCall, JSONObject, Operation, Target
+from gateway.errors import InvalidRequest, UpstreamError
 from gateway.settings import MockSettings
 
 
@@ -59,7 +60,7 @@ def _last_user_text(body: JSONObject) -> str:
 
 
 class MockProvider:
-    operations: frozenset[Operation] = frozenset({"chat"})
+    operations: frozenset[Operation] = frozenset({"chat", "images.generate", "images.edit"})
 
     def __init__(self, rng: random.Random | None = None) -> None:
         self._rng = rng or random.Random()
@@ -102,6 +103,40 @@ class MockProvider:
         await self._behave(target.channel.mock, target)
         return MockStream(body, *self._reply(body), target.channel.mock)
 
+    async def images(self, target: Target, call: ImageCall) -> JSONObject:
+        """Answers like gpt-image models: base64 PNGs, one per `n`, and token usage."""
+        await self._behave(target.channel.mock, target)
+        prompt = str(call.body.get("prompt", ""))
+        seed = prompt + "".join(hashlib.sha256(p.data).hexdigest() for p in call.files)
+        n = call.body.get("n") or 1
+        if not isinstance(n, int) or not 1 <= n <= 10:
+            raise InvalidRequest("n must be between 1 and 10", param="n")
+        size = target.channel.mock.image_size
+        data = [
+            {"b64_json": base64.b64encode(render_png(f"{seed}#{i}", size)).decode(), "revised_prompt": prompt}
+            for i in range(n)
+        ]
+        prompt_tokens = max(1, len(prompt.split()))
+        return {
+            "created": int(time.time()),
+            "data": data,
+            "output_format": "png",
+            "size": f"{size}x{size}",
+            "usage": {
+                "input_tokens": prompt_tokens,
+                "output_tokens": 272 * n,
+                "total_tokens": prompt_tokens + 272 * n,
+                "input_tokens_details": {"text_tokens": prompt_tokens, "image_tokens": 0},
+            },
+        }
+
+    async def open_images_stream(self, target: Target, call: ImageCall) -> MockStream:
+        raise UpstreamError(
+            f"channel {target.channel.name}: the mock upstream does not stream images",
+            status=400,
+            upstream_status=400,
+        )
+
 
 class MockStream:
     def __init__(self, body: JSONObject, text: str, usage: JSONObject, settings: MockSettings) -> None:
@@ -129,6 +164,10 @@ class MockStream:
         if isinstance(options, dict) and options.get("include_usage"):
             yield orjson.dumps({**base, "choices": [], "usage": self._usage})
         yield b"[DONE]"
+
+    async def events(self) -> AsyncIterator[tuple[bytes | None, bytes]]:
+        async for data in self:
+            yield None, data
 
     async def aclose(self) -> None:
         return None

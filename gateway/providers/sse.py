@@ -1,14 +1,22 @@
-"""Server-sent events: split an upstream byte stream into `data:` payloads, of any size."""
+"""Server-sent events: split an upstream byte stream into events, of any size."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
 
+SSEEvent = tuple[bytes | None, bytes]  # (the `event:` name if any, the joined `data:` lines)
 
-async def iter_sse_data(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    """Yield the joined `data:` lines of each event; comments, `event:` and `id:` lines are skipped."""
+
+def _value(line: bytes, prefix_len: int) -> bytes:
+    value = line[prefix_len:]
+    return value[1:] if value.startswith(b" ") else value
+
+
+async def iter_sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
+    """Yield each event that carries data; comments and `id:` lines are skipped."""
     buffer = bytearray()
     data: list[bytes] = []
+    event: bytes | None = None
     async for chunk in chunks:
         buffer += chunk
         start = 0
@@ -20,14 +28,20 @@ async def iter_sse_data(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
             start = end + 1
             if not line:
                 if data:
-                    yield b"\n".join(data)
-                    data = []
+                    yield event, b"\n".join(data)
+                data, event = [], None
             elif line.startswith(b"data:"):
-                value = line[5:]
-                data.append(value[1:] if value.startswith(b" ") else value)
+                data.append(_value(line, 5))
+            elif line.startswith(b"event:"):
+                event = _value(line, 6)
         del buffer[:start]
     if buffer.startswith(b"data:"):
-        value = bytes(buffer[5:]).rstrip(b"\r\n")
-        data.append(value[1:] if value.startswith(b" ") else value)
+        data.append(_value(bytes(buffer).rstrip(b"\r\n"), 5))
     if data:
-        yield b"\n".join(data)
+        yield event, b"\n".join(data)
+
+
+async def iter_sse_data(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """Only the data of each event (chat completions streams carry no event names)."""
+    async for _, data in iter_sse_events(chunks):
+        yield data

@@ -1,21 +1,56 @@
-"""OpenAI-compatible chat: the body is forwarded as the client sent it, model mapped."""
+"""OpenAI-compatible upstreams: chat forwarded as sent (model mapped), Images API as JSON or multipart."""
 
 from __future__ import annotations
 
 import aiohttp
+import orjson
 
-from gateway.domain import JSONObject, Operation, Target
-from gateway.providers.openai.http import OpenAIStream, open_stream, post_json
+from gateway.domain import ImageCall, JSONObject, Operation, Target
+from gateway.providers.openai.http import OpenAIStream, open_stream, post
+
+PATHS: dict[Operation, str] = {
+    "chat": "/chat/completions",
+    "images.generate": "/images/generations",
+    "images.edit": "/images/edits",
+}
+
+
+def multipart(call: ImageCall) -> aiohttp.FormData:
+    """Scalar fields as form fields (lists and objects as JSON), then every file with its real type."""
+    form = aiohttp.FormData(quote_fields=False)
+    for name, value in call.body.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, str):
+            text = value
+        else:
+            text = orjson.dumps(value).decode()
+        form.add_field(name, text)
+    for part in call.files:
+        form.add_field(part.field, part.data, filename=part.filename, content_type=part.mime)
+    return form
+
+
+def _body(call: ImageCall) -> JSONObject | aiohttp.FormData:
+    return multipart(call) if call.multipart else call.body
 
 
 class OpenAIProvider:
-    operations: frozenset[Operation] = frozenset({"chat"})
+    operations: frozenset[Operation] = frozenset(PATHS)
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self._session = session
 
     async def chat(self, target: Target, body: JSONObject) -> JSONObject:
-        return await post_json(self._session, target, "/chat/completions", body)
+        return await post(self._session, target, PATHS["chat"], body)
 
     async def open_chat_stream(self, target: Target, body: JSONObject) -> OpenAIStream:
-        return await open_stream(self._session, target, "/chat/completions", body)
+        return await open_stream(self._session, target, PATHS["chat"], body)
+
+    async def images(self, target: Target, call: ImageCall) -> JSONObject:
+        return await post(self._session, target, PATHS[call.operation], _body(call))
+
+    async def open_images_stream(self, target: Target, call: ImageCall) -> OpenAIStream:
+        return await open_stream(self._session, target, PATHS[call.operation], _body(call))

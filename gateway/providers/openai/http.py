@@ -1,8 +1,7 @@
-"""The call itself: POST JSON to an OpenAI-compatible upstream and turn transport failures into errors."""
+"""The call itself: send JSON or multipart to an OpenAI-compatible upstream, turn failures into errors."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -11,7 +10,9 @@ import orjson
 from gateway.domain import JSONObject, Target
 from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.providers.openai.errors import upstream_error
-from gateway.providers.sse import iter_sse_data
+from gateway.providers.sse import SSEEvent, iter_sse_events
+
+Payload = bytes | aiohttp.FormData
 
 
 def request_headers(target: Target, content_type: str | None = "application/json") -> dict[str, str]:
@@ -33,7 +34,7 @@ def transport_error(exc: BaseException, target: Target) -> UpstreamError:
     name = target.channel.name
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return UpstreamTimeout(f"channel {name}: connecting to the upstream timed out", sent=False)
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
         return UpstreamTimeout(f"channel {name}: the upstream did not answer in time", sent=True)
     if isinstance(exc, aiohttp.ClientConnectorError):
         return UpstreamError(f"channel {name}: could not connect to the upstream", retryable=True)
@@ -42,23 +43,52 @@ def transport_error(exc: BaseException, target: Target) -> UpstreamError:
     )
 
 
-async def post_json(
-    session: aiohttp.ClientSession, target: Target, path: str, body: JSONObject
+def _payload(body: JSONObject | aiohttp.FormData, target: Target) -> tuple[Payload, dict[str, str]]:
+    if isinstance(body, aiohttp.FormData):
+        return body, request_headers(target, content_type=None)  # aiohttp sets the multipart boundary
+    return orjson.dumps(body), request_headers(target)
+
+
+async def read_body(response: aiohttp.ClientResponse) -> bytes | bytearray:
+    """Read an answer with one copy: into a buffer of the announced size when there is one.
+
+    Image answers are 10-30 MB of base64; joining a list of chunks would hold them twice.
+    """
+    length = response.content_length
+    if not length:
+        return await response.read()
+    buffer = bytearray(length)
+    view = memoryview(buffer)
+    offset = 0
+    async for chunk in response.content.iter_any():
+        end = offset + len(chunk)
+        if end > length:
+            return bytes(buffer[:offset]) + chunk + await response.content.read()
+        view[offset:end] = chunk
+        offset = end
+    view.release()
+    if offset < length:
+        del buffer[offset:]
+    return buffer
+
+
+async def post(
+    session: aiohttp.ClientSession, target: Target, path: str, body: JSONObject | aiohttp.FormData
 ) -> JSONObject:
     url = f"{target.channel.base_url}{path}"
+    data, headers = _payload(body, target)
     try:
-        async with session.post(
-            url, data=orjson.dumps(body), headers=request_headers(target), timeout=timeout_for(target)
-        ) as resp:
-            raw = await resp.read()
+        async with session.post(url, data=data, headers=headers, timeout=timeout_for(target)) as resp:
+            raw = await read_body(resp)
             if resp.status != 200:
-                raise upstream_error(resp.status, raw, resp.headers, target.channel)
-    except (TimeoutError, aiohttp.ClientError) as exc:
+                raise upstream_error(resp.status, bytes(raw), resp.headers, target.channel)
+    except (aiohttp.ClientError, TimeoutError) as exc:
         raise transport_error(exc, target) from None
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
         parsed = None
+    del raw
     if not isinstance(parsed, dict):
         raise UpstreamError(f"channel {target.channel.name}: the upstream answered something other than JSON")
     return parsed
@@ -71,36 +101,40 @@ class OpenAIStream:
         self._response = response
         self._target = target
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    async def events(self) -> AsyncIterator[SSEEvent]:
         try:
-            async for data in iter_sse_data(self._response.content.iter_any()):
-                yield data
-        except (TimeoutError, aiohttp.ClientError) as exc:
+            async for event in iter_sse_events(self._response.content.iter_any()):
+                yield event
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise transport_error(exc, self._target) from None
         finally:
             self._response.close()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for _, data in self.events():
+            yield data
 
     async def aclose(self) -> None:
         self._response.close()
 
 
 async def open_stream(
-    session: aiohttp.ClientSession, target: Target, path: str, body: JSONObject
+    session: aiohttp.ClientSession, target: Target, path: str, body: JSONObject | aiohttp.FormData
 ) -> OpenAIStream:
     url = f"{target.channel.base_url}{path}"
-    headers = request_headers(target)
+    data, headers = _payload(body, target)
     headers["Accept"] = "text/event-stream"
     # A stream may run long: bound the wait for each read, not the whole answer.
     limit = target.channel.timeout_seconds
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(10.0, limit), sock_read=limit)
     try:
-        response = await session.post(url, data=orjson.dumps(body), headers=headers, timeout=timeout)
-    except (TimeoutError, aiohttp.ClientError) as exc:
+        response = await session.post(url, data=data, headers=headers, timeout=timeout)
+    except (aiohttp.ClientError, TimeoutError) as exc:
         raise transport_error(exc, target) from None
     if response.status != 200:
         try:
             raw = await response.read()
-        except (TimeoutError, aiohttp.ClientError):
+        except (aiohttp.ClientError, TimeoutError):
             raw = b""
         finally:
             response.release()

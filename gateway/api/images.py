@@ -1,0 +1,144 @@
+"""POST /v1/images/generations and /v1/images/edits (JSON with `images[].image_url`, or multipart)."""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.datastructures import UploadFile
+from starlette.responses import Response, StreamingResponse
+
+from gateway.api.deps import (
+    CallerDep,
+    RuntimeDep,
+    read_body,
+    read_json,
+    request_id,
+    until_disconnect,
+    validate,
+)
+from gateway.api.schemas.images import ImagesEditForm, ImagesEditRequest, ImagesGenerateRequest
+from gateway.domain import Caller, ImagePart, JSONObject, Operation
+from gateway.errors import InvalidRequest
+from gateway.images.inputs import check_reference, decode_data_url
+from gateway.images.sniff import require_image
+from gateway.pipeline import images as pipeline
+from gateway.pipeline.images import ImageRequest
+from gateway.runtime import Runtime
+
+router = APIRouter()
+
+CLIENT_CLOSED = 499
+_IMAGE_FIELD = re.compile(r"^image(\[\d*\])?$")
+_FORM_INTS = ("n", "output_compression", "partial_images")
+
+
+@router.post("/v1/images/generations")
+async def generations(request: Request, rt: RuntimeDep, caller: CallerDep) -> Response:
+    body = await read_json(request, rt.settings.limits.max_request_body_bytes)
+    parsed = validate(ImagesGenerateRequest, body)
+    return await _run(request, rt, caller, _image_request("images.generate", body, parsed))
+
+
+@router.post("/v1/images/edits")
+async def edits(request: Request, rt: RuntimeDep, caller: CallerDep) -> Response:
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        req = await _multipart_edit(request, rt)
+    else:
+        body = await read_json(request, rt.settings.limits.max_request_body_bytes)
+        parsed = validate(ImagesEditRequest, body)
+        for n, ref in enumerate(parsed.images):
+            _check_json_image(ref.image_url, ref.file_id, f"images[{n}].image_url")
+        if parsed.mask is not None:
+            _check_json_image(parsed.mask.image_url, parsed.mask.file_id, "mask.image_url")
+        req = _image_request("images.edit", body, parsed)
+    return await _run(request, rt, caller, req)
+
+
+def _check_json_image(url: str | None, file_id: str | None, what: str) -> None:
+    """Refuse bad input before any upstream call: a data URL must hold an image."""
+    if file_id and not url:
+        return
+    check_reference(url, what)
+    if url is not None and url[:5].lower() == "data:":
+        decode_data_url(url, what)
+
+
+def _image_request(operation: Operation, body: JSONObject, parsed: ImagesGenerateRequest) -> ImageRequest:
+    body.pop("group", None)
+    return ImageRequest(
+        operation=operation,
+        body=body,
+        model=parsed.model,
+        group=parsed.group,
+        response_format=parsed.response_format,
+        stream=bool(parsed.stream),
+    )
+
+
+async def _multipart_edit(request: Request, rt: Runtime) -> ImageRequest:
+    # The body is read under the size limit first; the form parser then works from memory.
+    request._body = await read_body(request, rt.settings.limits.max_request_body_bytes)
+    form = await request.form(max_files=64, max_fields=256)
+    try:
+        fields: JSONObject = {}
+        images: list[tuple[str, UploadFile]] = []
+        mask: UploadFile | None = None
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if name == "mask":
+                    mask = value
+                elif _IMAGE_FIELD.match(name):
+                    images.append((name, value))
+                else:
+                    raise InvalidRequest(f"Unexpected file field '{name}'.", param=name)
+            else:
+                fields[name] = int(value) if name in _FORM_INTS and value.lstrip("-").isdigit() else value
+        if not images:
+            raise InvalidRequest("An edit needs at least one image file.", code="missing_required_parameter",
+                                 param="image")  # fmt: skip
+        parts = [await _part("image" if len(images) == 1 else "image[]", f, name) for name, f in images]
+        if mask is not None:
+            parts.append(await _part("mask", mask, "mask"))
+    finally:
+        await form.close()
+    parsed = validate(ImagesEditForm, fields)
+    fields.pop("group", None)
+    return ImageRequest(
+        operation="images.edit",
+        body=fields,
+        model=parsed.model,
+        group=parsed.group,
+        response_format=parsed.response_format,
+        stream=bool(parsed.stream),
+        files=tuple(parts),
+        multipart=True,
+    )
+
+
+async def _part(field: str, upload: UploadFile, what: str) -> ImagePart:
+    data = await upload.read()
+    info = require_image(data, what)
+    stem = (upload.filename or field).rsplit(".", 1)[0] or "image"
+    return ImagePart(field, f"{stem}.{info.ext}", data, info.mime)
+
+
+async def _run(request: Request, rt: Runtime, caller: Caller, req: ImageRequest) -> Response:
+    rid, endpoint = request_id(request), request.scope["path"]
+    if req.stream:
+        events = await until_disconnect(
+            request, pipeline.stream(rt, caller, req, request_id=rid, endpoint=endpoint)
+        )
+        if events is None:
+            return Response(status_code=CLIENT_CLOSED)
+        return StreamingResponse(
+            events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+    result = await until_disconnect(
+        request, pipeline.generate(rt, caller, req, request_id=rid, endpoint=endpoint)
+    )
+    if result is None:
+        return Response(status_code=CLIENT_CLOSED)
+    headers = {"x-gateway-warning": "; ".join(result.warnings)} if result.warnings else None
+    return Response(orjson.dumps(result.body), media_type="application/json", headers=headers)

@@ -1,0 +1,47 @@
+"""Images API requests (§4.1, §4.4). Unknown fields are kept and forwarded."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ImagesGenerateRequest(_Open):
+    model: StrictStr = Field(min_length=1)
+    prompt: StrictStr = Field(min_length=1)
+    n: int | None = Field(None, ge=1, le=10)
+    size: StrictStr | None = None
+    quality: StrictStr | None = None
+    response_format: Literal["url", "b64_json"] | None = None
+    background: StrictStr | None = None
+    output_format: StrictStr | None = None
+    output_compression: int | None = Field(None, ge=0, le=100)
+    moderation: StrictStr | None = None
+    style: StrictStr | None = None
+    user: StrictStr | None = None
+    stream: StrictBool | None = None
+    partial_images: int | None = Field(None, ge=0, le=3)
+    group: StrictStr | None = None
+
+
+class ImageRef(_Open):
+    image_url: StrictStr | None = None
+    file_id: StrictStr | None = None
+
+
+class ImagesEditRequest(ImagesGenerateRequest):
+    images: list[ImageRef] = Field(min_length=1, max_length=16)
+    mask: ImageRef | None = None
+    input_fidelity: StrictStr | None = None
+
+
+class ImagesEditForm(ImagesGenerateRequest):
+    """The scalar fields of a multipart edit (files are checked separately)."""
+
+    n: int | None = Field(None, ge=1, le=10)
+    stream: bool | None = None

@@ -1,0 +1,98 @@
+"""Deliver the images of an Images API answer in the format the client wants (§4.3, §5.2).
+
+- base64 wanted as a URL: decoded once, stored, replaced by the storage URL;
+- a URL wanted as base64: downloaded and inlined;
+- a URL re-hosted when the operator asks for it (`storage.rehost: always`, channel `rehost_urls`).
+When storage fails and the client allowed base64, the base64 is kept and a warning is returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from gateway.errors import GatewayError, ImageURLNotAvailable, StorageUnavailable, UpstreamError
+from gateway.images.fetch import ImageFetcher
+from gateway.images.rehost import store_image
+from gateway.images.sniff import decode_base64_image
+from gateway.storage.base import ObjectStore
+
+log = logging.getLogger("gateway.images")
+
+Format = Literal["url", "b64_json"]
+STORAGE_WARNING = "storage_unavailable: images returned as base64"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    wanted: Format | None  # None: as the upstream answered
+    store: ObjectStore | None
+    fetcher: ImageFetcher
+    upload_attempts: int
+    rehost_urls: bool  # re-host upstream URLs too
+    base64_allowed: bool  # the client did not insist on URLs: fall back to base64 if storage fails
+
+
+async def deliver(items: list[Any], how: Delivery) -> list[str]:
+    """Rewrite `items` (the answer's `data` list) in place; returns warnings for the client."""
+    warnings: list[str] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if isinstance(item.get("b64_json"), str) and item["b64_json"]:
+            if how.wanted == "url" and not await _b64_to_url(item, how):
+                warnings.append(STORAGE_WARNING)
+        elif isinstance(item.get("url"), str) and item["url"]:
+            if how.wanted == "b64_json":
+                data = await _download(how.fetcher, item["url"])
+                item.pop("url")
+                item["b64_json"] = base64.b64encode(data).decode()
+            elif how.rehost_urls and how.store is not None:
+                await _rehost_url(item, how)
+    return list(dict.fromkeys(warnings))
+
+
+async def _b64_to_url(item: dict[str, Any], how: Delivery) -> bool:
+    """Store the image and put its URL in place of the base64; False if it fell back to base64."""
+    if how.store is None:
+        raise ImageURLNotAvailable(
+            "response_format=url was asked; the upstream answered base64 and no object storage is set up.",
+            param="response_format",
+        )
+    try:
+        # Popped so the base64 text is freed before the upload: one copy of the image at a time.
+        data = decode_base64_image(item.pop("b64_json"), "upstream image")
+    except GatewayError as exc:
+        raise UpstreamError(
+            f"the upstream returned an image that is not valid base64 ({exc.message})"
+        ) from None
+    try:
+        stored = await store_image(how.store, data, how.upload_attempts)
+    except StorageUnavailable:
+        if how.base64_allowed:
+            log.error("storage failed; returning the image as base64 instead of a URL")
+            item["b64_json"] = base64.b64encode(data).decode()
+            return False
+        raise
+    item["url"] = stored.url
+    return True
+
+
+async def _download(fetcher: ImageFetcher, url: str) -> bytes:
+    try:
+        return (await fetcher.fetch(url, "upstream image URL")).data
+    except GatewayError as exc:
+        raise UpstreamError(f"could not download the image the upstream returned: {exc.message}") from None
+
+
+async def _rehost_url(item: dict[str, Any], how: Delivery) -> None:
+    assert how.store is not None
+    data = await _download(how.fetcher, item["url"])
+    try:
+        stored = await store_image(how.store, data, how.upload_attempts)
+    except StorageUnavailable:
+        log.error("storage failed; passing the upstream image URL through")
+        return
+    item["url"] = stored.url
