@@ -10,6 +10,7 @@ import orjson
 
 from gateway.domain import Caller, JSONObject, Target, Usage
 from gateway.errors import GatewayError
+from gateway.images.chat_images import ChatImages
 from gateway.pipeline.attempts import with_failover
 from gateway.pipeline.common import Ledger, open_ledger
 from gateway.pipeline.heartbeat import with_heartbeat
@@ -38,9 +39,19 @@ def _upstream_body(req: ChatRequest, target: Target) -> JSONObject:
     return body
 
 
-def _settle(ledger: Ledger, req: ChatRequest, target: Target) -> None:
+def _settle(rt: Runtime, ledger: Ledger, req: ChatRequest, target: Target) -> ChatImages:
     ledger.record.channel = target.channel.name
     ledger.record.upstream_model = target.channel.upstream_model(req.model)
+    return ChatImages(rt.store, rt.fetcher, rt.settings.storage.upload_attempts, target.channel.rehost_urls)
+
+
+async def _rehost_choices(images: ChatImages, answer: JSONObject, key: str) -> None:
+    """Re-host the images of every choice's `message` (or stream `delta`)."""
+    choices = answer.get("choices")
+    for choice in choices if isinstance(choices, list) else ():
+        message = choice.get(key) if isinstance(choice, dict) else None
+        if isinstance(message, dict) and ChatImages.may_hold_images(message):
+            await images.message(message)
 
 
 async def complete(
@@ -57,7 +68,9 @@ async def complete(
             ledger.record.attempts,
             lambda t: rt.providers.for_channel(t.channel).chat(t, _upstream_body(req, t)),
         )
-        _settle(ledger, req, target)
+        images = _settle(rt, ledger, req, target)
+        await _rehost_choices(images, result, "message")
+        ledger.record.image_count = images.count
         usage = Usage.from_openai(result.get("usage"))
         if usage is not None:
             ledger.record.usage = usage
@@ -97,7 +110,7 @@ async def stream(
         opening.cancel()
         ledger.close(exc)
         raise
-    return _relay(ledger, req, opening, interval)
+    return _relay(rt, ledger, req, opening, interval)
 
 
 def _sse_error(exc: GatewayError) -> bytes:
@@ -105,7 +118,11 @@ def _sse_error(exc: GatewayError) -> bytes:
 
 
 async def _relay(
-    ledger: Ledger, req: ChatRequest, opening: asyncio.Future[tuple[ChatStream, Target]], interval: float
+    rt: Runtime,
+    ledger: Ledger,
+    req: ChatRequest,
+    opening: asyncio.Future[tuple[ChatStream, Target]],
+    interval: float,
 ) -> AsyncIterator[bytes]:
     upstream: ChatStream | None = None
     try:
@@ -114,13 +131,15 @@ async def _relay(
             if not done:
                 yield KEEPALIVE
         upstream, target = opening.result()
-        _settle(ledger, req, target)
+        images = _settle(rt, ledger, req, target)
         async for data in with_heartbeat(upstream, interval):
             if data is None:
                 yield KEEPALIVE
                 continue
             if data == b"[DONE]":
                 break
+            if b"![" in data or b'"images"' in data:
+                data = await _rehost_chunk(data, ledger, images)
             out = _rewrite_chunk(data, ledger, req)
             if out is not None:
                 ledger.ttfb()
@@ -136,6 +155,19 @@ async def _relay(
         if upstream is not None:
             await upstream.aclose()
         ledger.close(asyncio.CancelledError())
+
+
+async def _rehost_chunk(data: bytes, ledger: Ledger, images: ChatImages) -> bytes:
+    """A chunk that carries images: re-host them (rare, so a second parse costs nothing overall)."""
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return data
+    if not isinstance(chunk, dict):
+        return data
+    await _rehost_choices(images, chunk, "delta")
+    ledger.record.image_count = images.count
+    return orjson.dumps(chunk)
 
 
 def _rewrite_chunk(data: bytes, ledger: Ledger, req: ChatRequest) -> bytes | None:

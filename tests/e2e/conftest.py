@@ -50,10 +50,13 @@ def gateway(
             channel("strict", url, "r400", ["bad-request"], priority=10),
             channel("unused", url, "ok", ["bad-request"], priority=0),
             channel("cheap", url, "ok", ["economy-only"], groups=["economy"]),
+            channel("painter", url, "imgchat", ["chat-image"]),
         ],
         "limits": {"max_request_body_mb": 1},
     }
-    proc = GatewayProcess(tmp_path_factory.mktemp("gw"), config)
+    tmp = tmp_path_factory.mktemp("gw")
+    config["storage"] = {"backend": "local", "local": {"root": str(tmp / "images")}}
+    proc = GatewayProcess(tmp, config)
     proc.cli("migrate")
     proc.start()
     yield proc

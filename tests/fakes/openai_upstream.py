@@ -8,6 +8,7 @@ Every request is recorded (behaviour, path, headers, JSON body) for assertions.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
 import time
@@ -17,7 +18,11 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.providers.mock import render_png
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "openai"
+CHAT_IMAGE = render_png("chat image", 32)  # what the `imgchat` behaviour draws, as a data URL
+CHAT_IMAGE_URL = "data:image/png;base64," + base64.b64encode(CHAT_IMAGE).decode()
 
 
 def fixture(name: str) -> Any:
@@ -80,17 +85,28 @@ class FakeOpenAI:
         if behaviour == "slow":
             await asyncio.sleep(float(request.headers.get("x-delay", "0.6")))
         if body.get("stream"):
-            return await self._stream(request, body, gated=behaviour == "gated")
+            return await self._stream(request, body, gated=behaviour == "gated", image=behaviour == "imgchat")
         answer = fixture("chat_completion.json")
         answer["model"] = body["model"]
+        if behaviour == "imgchat":  # OpenRouter-style image answer: markdown plus `images[]`
+            message = answer["choices"][0]["message"]
+            message["content"] = f"Here it is.\n\n![image]({CHAT_IMAGE_URL})"
+            message["images"] = [{"type": "image_url", "image_url": {"url": CHAT_IMAGE_URL}}]
         return web.json_response(answer)
 
-    async def _stream(self, request: web.Request, body: dict[str, Any], *, gated: bool) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], *, gated: bool, image: bool = False
+    ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
         chunks = fixture("chat_stream_chunks.json")
+        if image:
+            chunks[2] = {
+                **chunks[2],
+                "choices": [{"index": 0, "delta": {"content": f"![image]({CHAT_IMAGE_URL})"}}],
+            }
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         try:
             for i, chunk in enumerate(chunks):
