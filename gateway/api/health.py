@@ -1,4 +1,4 @@
-"""GET /healthz (the process answers) and GET /readyz (the database answers)."""
+"""GET /healthz (the process answers) and GET /readyz (the database and object storage answer)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,12 @@ async def readyz(rt: RuntimeDep) -> Response:
         checks["database"] = "ok"
     except Exception as exc:  # readiness reports, it does not raise
         checks["database"] = f"error: {type(exc).__name__}"
+    if rt.store is not None:
+        try:
+            await rt.store.check()
+            checks["storage"] = "ok"
+        except Exception as exc:  # readiness reports, it does not raise
+            checks["storage"] = f"error: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
     body = {"status": "ok" if ok else "unavailable", "checks": checks}
     return Response(orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json")

@@ -13,6 +13,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import GatewayError
+from gateway.logs import request_id_var
 
 log = logging.getLogger("gateway.api")
 
@@ -36,6 +37,7 @@ class RequestIdMiddleware:
             request_id = "req_" + secrets.token_hex(12)
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
+        request_id_var.set(request_id)
         header = (b"x-request-id", request_id.encode("latin-1"))
 
         started = False
