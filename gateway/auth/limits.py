@@ -19,7 +19,11 @@ class Limiter:
         self._in_flight: dict[str, int] = {}
 
     def acquire(self, caller: Caller) -> bool:
-        """Count one request; raise RateLimited when over a limit. True if release() is owed."""
+        """Count one request; raise RateLimited when over a limit. True if release() is owed.
+
+        Both limits are checked before either is counted, so a refused request costs nothing.
+        """
+        window = start = count = 0
         if caller.rpm_limit is not None:
             now = self._clock()
             window = int(now // 60)
@@ -32,15 +36,16 @@ class Limiter:
                     f"Rate limit reached: {caller.rpm_limit} requests per minute.",
                     headers={"Retry-After": str(retry)},
                 )
-            self._windows[caller.token_id] = (start, count + 1)
-        if caller.max_concurrency is None:
-            return False
         in_flight = self._in_flight.get(caller.token_id, 0)
-        if in_flight >= caller.max_concurrency:
+        if caller.max_concurrency is not None and in_flight >= caller.max_concurrency:
             raise RateLimited(
                 f"Concurrency limit reached: {caller.max_concurrency} requests in flight.",
                 headers={"Retry-After": "1"},
             )
+        if caller.rpm_limit is not None:
+            self._windows[caller.token_id] = (start, count + 1)
+        if caller.max_concurrency is None:
+            return False
         self._in_flight[caller.token_id] = in_flight + 1
         return True
 

@@ -28,6 +28,7 @@ class UsageWriter:
         self._buffer: deque[UsageRecord] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.dropped = 0
         self.written = 0
 
@@ -48,13 +49,15 @@ class UsageWriter:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="usage-writer")
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Let the writer finish the batch it is on, then flush everything left."""
         if self._task is not None:
-            self._task.cancel()
+            self._stopping = True
+            self._wake.set()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+                await asyncio.wait_for(self._task, timeout)
+            except (TimeoutError, asyncio.CancelledError):
+                pass  # a batch cut off mid-write went back into the buffer
             self._task = None
         for _ in range(3):
             if not self._buffer or not await self.flush():
@@ -68,6 +71,9 @@ class UsageWriter:
             batch = [self._buffer.popleft() for _ in range(min(self._settings.batch_size, len(self._buffer)))]
             try:
                 await self._write(batch)
+            except asyncio.CancelledError:
+                self._buffer.extendleft(reversed(batch))
+                raise
             except Exception:
                 self._buffer.extendleft(reversed(batch))
                 log.exception("writing %d usage record(s) failed; will retry", len(batch))
@@ -87,12 +93,14 @@ class UsageWriter:
 
     async def _run(self) -> None:
         backoff = self._settings.flush_interval_seconds
-        while True:
+        while not self._stopping:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
             except TimeoutError:
                 pass
             self._wake.clear()
+            if self._stopping:
+                return  # stop() flushes what is left
             if await self.flush():
                 backoff = self._settings.flush_interval_seconds
             else:

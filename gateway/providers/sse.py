@@ -18,10 +18,11 @@ async def iter_sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEven
     data: list[bytes] = []
     event: bytes | None = None
     async for chunk in chunks:
+        scanned = len(buffer)  # the buffer holds no newline before this: don't search it again
         buffer += chunk
         start = 0
         while True:
-            end = buffer.find(b"\n", start)
+            end = buffer.find(b"\n", scanned if start == 0 else start)
             if end < 0:
                 break
             line = bytes(buffer[start:end]).rstrip(b"\r")

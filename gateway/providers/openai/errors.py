@@ -10,7 +10,7 @@ import orjson
 from gateway.errors import UpstreamError
 from gateway.settings import ChannelSettings
 
-_KEYLIKE = re.compile(r"\b(sk-|AIza)[A-Za-z0-9_\-*.]{4,}")
+_KEYLIKE = re.compile(r"\b(sk-|AIza)[A-Za-z0-9_\-*]{4,}")
 _URL = re.compile(r"https?://[^\s\"'<>]+")
 
 

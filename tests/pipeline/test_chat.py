@@ -1,0 +1,271 @@
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import orjson
+import pytest
+
+from gateway.domain import Caller, Target, Usage, UsageRecord
+from gateway.errors import UpstreamError
+from gateway.pipeline.chat import DONE, KEEPALIVE, ChatRequest, _relay, _rewrite_chunk, _upstream_body
+from gateway.pipeline.common import Ledger
+from gateway.providers.base import ChatStream
+from gateway.runtime import Runtime
+from gateway.settings import ChannelSettings, Settings
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openai"
+CHUNKS: list[dict[str, Any]] = json.loads((FIXTURES / "chat_stream_chunks.json").read_text())
+
+CHANNEL = ChannelSettings(
+    name="up", kind="mock", models=["my-model"], model_map={"my-model": "upstream-model-2024"}
+)
+
+
+def request(include_usage: bool, **body: Any) -> ChatRequest:
+    return ChatRequest(
+        body={"model": "my-model", "messages": [], **body},
+        model="my-model",
+        group=None,
+        stream=True,
+        include_usage=include_usage,
+    )
+
+
+def make_record() -> UsageRecord:
+    return UsageRecord(
+        request_id="req-1",
+        created_at=datetime.now(UTC),
+        token_id="tok",
+        group="default",
+        endpoint="/v1/chat/completions",
+        model="my-model",
+        stream=True,
+    )
+
+
+def make_caller() -> Caller:
+    return Caller(
+        token_id="tok",
+        name="t",
+        group="default",
+        allowed_groups=(),
+        models=None,
+        chat_image_field=None,
+        rpm_limit=None,
+        max_concurrency=None,
+        quota_micro_usd=None,
+        used_micro_usd=0,
+        expires_at=None,
+        key_hash="h",
+    )
+
+
+def make_ledger() -> tuple[Ledger, list[UsageRecord]]:
+    submitted: list[UsageRecord] = []
+    rt = cast(
+        Runtime,
+        SimpleNamespace(
+            usage=SimpleNamespace(submit=submitted.append),
+            settings=Settings(),
+            store=None,  # no storage: chat images keep their URLs
+            fetcher=None,
+        ),
+    )
+    return Ledger(rt, make_caller(), make_record(), [CHANNEL], holds_slot=False), submitted
+
+
+def decode(out: bytes | None) -> Any:
+    assert out is not None
+    assert out.startswith(b"data: ") and out.endswith(b"\n\n")
+    return orjson.loads(out[6:-2])
+
+
+# _rewrite_chunk
+
+
+def test_usage_chunk_stripped_when_not_asked_for() -> None:
+    ledger, _ = make_ledger()
+    req = request(include_usage=False)
+    outs = [_rewrite_chunk(orjson.dumps(c), ledger, req) for c in CHUNKS]
+    assert outs[-1] is None  # the usage-only chunk (empty choices) is not sent
+    for out in outs[:-1]:
+        chunk = decode(out)
+        assert "usage" not in chunk  # `usage: null` removed as well
+        assert chunk["model"] == "my-model"
+    assert ledger.record.usage == Usage(
+        prompt_tokens=9, completion_tokens=3, total_tokens=12, text_input_tokens=9, text_output_tokens=3
+    )
+
+
+def test_usage_kept_when_asked_for() -> None:
+    ledger, _ = make_ledger()
+    req = request(include_usage=True)
+    outs = [decode(_rewrite_chunk(orjson.dumps(c), ledger, req)) for c in CHUNKS]
+    assert outs[-1]["usage"]["total_tokens"] == 12
+    assert outs[-1]["choices"] == []
+    assert all(o["model"] == "my-model" for o in outs)
+    assert outs[0]["usage"] is None  # as OpenAI sends it when the client asked for usage
+    assert ledger.record.usage.total_tokens == 12
+
+
+def test_usage_on_a_chunk_with_choices_is_recorded_then_removed() -> None:
+    ledger, _ = make_ledger()
+    chunk = {**CHUNKS[3], "usage": {"prompt_tokens": 4, "completion_tokens": 6, "total_tokens": 10}}
+    out = decode(_rewrite_chunk(orjson.dumps(chunk), ledger, request(include_usage=False)))
+    assert "usage" not in out
+    assert out["choices"][0]["finish_reason"] == "stop"
+    assert ledger.record.usage.completion_tokens == 6
+
+
+def test_model_rewritten_and_other_fields_kept() -> None:
+    ledger, _ = make_ledger()
+    out = decode(_rewrite_chunk(orjson.dumps(CHUNKS[1]), ledger, request(include_usage=False)))
+    expected = {k: v for k, v in CHUNKS[1].items() if k != "usage"}
+    assert out == {**expected, "model": "my-model"}
+
+
+def test_chunk_without_model_gets_none() -> None:
+    ledger, _ = make_ledger()
+    out = decode(_rewrite_chunk(b'{"choices": [{"delta": {"content": "x"}}]}', ledger, request(True)))
+    assert "model" not in out
+
+
+@pytest.mark.parametrize("data", [b"not json", b"[1, 2]", b'"text"'])
+def test_non_object_data_passes_through(data: bytes) -> None:
+    ledger, _ = make_ledger()
+    assert _rewrite_chunk(data, ledger, request(include_usage=False)) == b"data: " + data + b"\n\n"
+
+
+def test_upstream_body_maps_model_and_always_asks_for_usage() -> None:
+    target = Target(CHANNEL, 0)
+    req = request(include_usage=False, stream=True, stream_options={"other": 1}, temperature=0.5)
+    body = _upstream_body(req, target)
+    assert body["model"] == "upstream-model-2024"
+    assert body["stream_options"] == {"other": 1, "include_usage": True}
+    assert body["temperature"] == 0.5
+    assert req.body["model"] == "my-model"  # the client's body is not changed
+    assert req.body["stream_options"] == {"other": 1}
+
+
+def test_upstream_body_non_stream_untouched_options() -> None:
+    req = ChatRequest(
+        body={"model": "my-model"}, model="my-model", group=None, stream=False, include_usage=False
+    )
+    assert _upstream_body(req, Target(CHANNEL, 0)) == {"model": "upstream-model-2024"}
+
+
+# _relay: the SSE relay, with a fake upstream stream
+
+
+class FakeStream:
+    def __init__(self, items: Sequence[bytes | float | Exception]) -> None:
+        self.items = list(items)
+        self.closed = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._gen()
+
+    async def _gen(self) -> AsyncIterator[bytes]:
+        for item in self.items:
+            if isinstance(item, float):
+                await asyncio.sleep(item)
+            elif isinstance(item, Exception):
+                raise item
+            else:
+                yield item
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def opened(stream: FakeStream) -> asyncio.Future[tuple[ChatStream, Target]]:
+    future: asyncio.Future[tuple[ChatStream, Target]] = asyncio.get_running_loop().create_future()
+    future.set_result((stream, Target(CHANNEL, 0)))
+    return future
+
+
+async def collect(gen: AsyncIterator[bytes]) -> list[bytes]:
+    return [out async for out in gen]
+
+
+async def test_relay_rewrites_and_ends_with_done() -> None:
+    ledger, submitted = make_ledger()
+    upstream = FakeStream([orjson.dumps(c) for c in CHUNKS] + [b"[DONE]", b"never sent"])
+    out = await collect(_relay(ledger.rt, ledger, request(False), opened(upstream), 10.0))
+    assert out[-1] == DONE
+    assert len(out) == len(CHUNKS)  # four content chunks (usage chunk stripped) + DONE
+    assert [decode(o)["model"] for o in out[:-1]] == ["my-model"] * 4
+    assert upstream.closed
+    assert submitted == [ledger.record]
+    record = submitted[0]
+    assert (record.status, record.http_status) == ("success", 200)
+    assert record.channel == "up" and record.upstream_model == "upstream-model-2024"
+    assert record.usage.total_tokens == 12
+    assert record.ttfb_ms is not None
+
+
+async def test_relay_sends_keepalives_while_upstream_is_idle() -> None:
+    ledger, _ = make_ledger()
+    upstream = FakeStream([orjson.dumps(CHUNKS[0]), 0.2, orjson.dumps(CHUNKS[1])])
+    out = await collect(_relay(ledger.rt, ledger, request(False), opened(upstream), 0.05))
+    assert out[0].startswith(b"data: ")
+    assert out.count(KEEPALIVE) >= 1
+    assert out.index(KEEPALIVE) > 0 and out[-2].startswith(b"data: ") and out[-1] == DONE
+
+
+async def test_relay_keepalives_while_failover_still_opening() -> None:
+    ledger, submitted = make_ledger()
+    future: asyncio.Future[tuple[ChatStream, Target]] = asyncio.get_running_loop().create_future()
+    upstream = FakeStream([orjson.dumps(CHUNKS[1])])
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.18, future.set_result, (upstream, Target(CHANNEL, 0)))
+    out = await collect(_relay(ledger.rt, ledger, request(False), future, 0.05))
+    assert out[0] == KEEPALIVE
+    assert out[-1] == DONE
+    assert submitted[0].status == "success"
+
+
+async def test_relay_failover_error_after_commit_becomes_an_sse_error() -> None:
+    ledger, submitted = make_ledger()
+    future: asyncio.Future[tuple[ChatStream, Target]] = asyncio.get_running_loop().create_future()
+    error = UpstreamError("all failed", status=502, code="upstream_http_500", upstream_status=500)
+    asyncio.get_running_loop().call_later(0.08, future.set_exception, error)
+    out = await collect(_relay(ledger.rt, ledger, request(False), future, 0.05))
+    assert out[0] == KEEPALIVE
+    assert decode(out[-1]) == {
+        "error": {
+            "message": "all failed",
+            "type": "upstream_error",
+            "param": None,
+            "code": "upstream_http_500",
+        }
+    }
+    assert DONE not in out
+    assert (submitted[0].status, submitted[0].http_status) == ("failed", 502)
+
+
+async def test_relay_mid_stream_upstream_error() -> None:
+    ledger, submitted = make_ledger()
+    boom = UpstreamError("cut", status=502, code="upstream_stream_error")
+    upstream = FakeStream([orjson.dumps(CHUNKS[1]), boom])
+    out = await collect(_relay(ledger.rt, ledger, request(False), opened(upstream), 10.0))
+    assert decode(out[0])["choices"][0]["delta"] == {"content": "Hello"}
+    assert decode(out[1])["error"]["code"] == "upstream_stream_error"
+    assert upstream.closed
+    assert submitted[0].error_code == "upstream_stream_error"
+
+
+async def test_relay_closed_by_client_closes_upstream_and_records_499() -> None:
+    ledger, submitted = make_ledger()
+    upstream = FakeStream([orjson.dumps(CHUNKS[1]), orjson.dumps(CHUNKS[2])])
+    gen = _relay(ledger.rt, ledger, request(False), opened(upstream), 10.0)
+    first = await gen.__anext__()
+    assert decode(first)["choices"][0]["delta"]["content"] == "Hello"
+    await gen.aclose()  # type: ignore[attr-defined]
+    assert upstream.closed
+    assert len(submitted) == 1
+    assert (submitted[0].http_status, submitted[0].error_code) == (499, "client_closed_request")

@@ -1,0 +1,114 @@
+import time
+from collections.abc import AsyncIterator, Iterable
+
+import pytest
+
+from gateway.providers.sse import iter_sse_data, iter_sse_events
+
+
+async def feed(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+async def events(chunks: Iterable[bytes]) -> list[bytes]:
+    return [data async for data in iter_sse_data(feed(chunks))]
+
+
+def bytewise(raw: bytes) -> list[bytes]:
+    return [raw[i : i + 1] for i in range(len(raw))]
+
+
+STREAM = (
+    b": keepalive comment\n"
+    b"\n"
+    b'data: {"a": 1}\n'
+    b"\n"
+    b"event: message\n"
+    b"id: 7\n"
+    b"retry: 100\n"
+    b'data: {"b": 2}\n'
+    b"\n"
+    b"data: [DONE]\n"
+    b"\n"
+)
+EXPECTED = [b'{"a": 1}', b'{"b": 2}', b"[DONE]"]
+
+
+async def test_whole_stream_in_one_chunk() -> None:
+    assert await events([STREAM]) == EXPECTED
+
+
+async def test_byte_by_byte() -> None:
+    assert await events(bytewise(STREAM)) == EXPECTED
+
+
+@pytest.mark.parametrize("size", [2, 3, 5, 7, 11, 64])
+async def test_every_chunk_boundary(size: int) -> None:
+    chunks = [STREAM[i : i + size] for i in range(0, len(STREAM), size)]
+    assert await events(chunks) == EXPECTED
+
+
+async def test_crlf_line_endings() -> None:
+    raw = STREAM.replace(b"\n", b"\r\n")
+    assert await events([raw]) == EXPECTED
+    assert await events(bytewise(raw)) == EXPECTED  # \r and \n arrive in separate chunks
+
+
+async def test_multi_line_data_joined_with_newline() -> None:
+    raw = b"data: first\ndata: second\ndata:third\n\ndata: next\n\n"
+    assert await events(bytewise(raw)) == [b"first\nsecond\nthird", b"next"]
+
+
+async def test_only_one_leading_space_removed() -> None:
+    assert await events([b"data:   indented\n\n", b"data:\n\n"]) == [b"  indented", b""]
+
+
+async def test_comments_and_other_fields_alone_make_no_event() -> None:
+    assert await events([b": ping\n\n", b"event: ping\n\n", b"id: 3\n\n"]) == []
+
+
+async def test_blank_lines_between_events_are_harmless() -> None:
+    assert await events([b"\n\n\ndata: x\n\n\n\ndata: y\n\n"]) == [b"x", b"y"]
+
+
+async def test_trailing_event_without_blank_line() -> None:
+    assert await events([b"data: a\n\ndata: tail"]) == [b"a", b"tail"]
+    assert await events([b"data: a\n\ndata: tail\n"]) == [b"a", b"tail"]
+    assert await events([b"data: a\n\ndata: tail\r"]) == [b"a", b"tail"]
+    assert await events(bytewise(b"data: one\ndata: two")) == [b"one\ntwo"]
+
+
+async def test_empty_stream() -> None:
+    assert await events([]) == []
+    assert await events([b""]) == []
+
+
+async def test_five_megabyte_data_line() -> None:
+    payload = (b"A" * 1023 + b"=") * (5 * 1024)  # 5 MiB, like a base64 image
+    raw = b"data: " + payload + b"\n\ndata: after\n\n"
+    chunks = [raw[i : i + 65536] for i in range(0, len(raw), 65536)]
+    started = time.perf_counter()
+    out = await events(chunks)
+    elapsed = time.perf_counter() - started
+    assert len(out) == 2
+    assert len(out[0]) == len(payload) and out[0] == payload
+    assert out[1] == b"after"
+    assert elapsed < 5.0
+
+
+async def test_events_carry_their_names() -> None:
+    raw = (
+        b'event: image_generation.partial_image\ndata: {"i": 0}\n\n'
+        b"data: unnamed\n\n"
+        b'event: image_generation.completed\r\nid: 9\r\ndata: {"i": 1}\r\n\r\n'
+        b"event: lonely\n\n"
+        b"data: after-lonely\n\n"
+    )
+    out = [e async for e in iter_sse_events(feed(bytewise(raw)))]
+    assert out == [
+        (b"image_generation.partial_image", b'{"i": 0}'),
+        (None, b"unnamed"),
+        (b"image_generation.completed", b'{"i": 1}'),
+        (None, b"after-lonely"),  # a name without data is dropped with its event
+    ]
