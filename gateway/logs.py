@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import orjson
 
-
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 

@@ -54,10 +54,10 @@ class GatewayProcess:
 
     def create_token(self, name: str = "test", **fields: str) -> str:
         args = ["tokens", "create", "--name", name, "--json"]
-        for key, value in fields.items():
-            args += [f"--{key.replace('_', '-')}", value]
-        key: str = json.loads(self.cli(*args))["key"]
-        return key
+        for name_, value in fields.items():
+            args += [f"--{name_.replace('_', '-')}", value]
+        created: str = json.loads(self.cli(*args))["key"]
+        return created
 
     def start(self) -> GatewayProcess:
         with self.log_path.open("wb") as log:

@@ -31,9 +31,15 @@ def _not_found(token_id: str) -> NotFound:
 def _columns(rt: Runtime, fields: TokenFields) -> dict[str, Any]:
     """Translate the API fields that were set into table columns, checking groups exist."""
     values = fields.model_dump(exclude_unset=True, exclude={"add_quota_usd"})
-    for group in [values.get("group")] + list(values.get("allowed_groups") or []):
+    for name in ("name", "group", "status"):
+        if name in values and values[name] is None:
+            raise InvalidRequest(f"'{name}' cannot be null.", code="invalid_value", param=name)
+    checks = [("group", values.get("group"))] + [
+        ("allowed_groups", g) for g in values.get("allowed_groups") or []
+    ]
+    for param, group in checks:
         if group is not None and group not in rt.settings.groups:
-            raise InvalidRequest(f"Group '{group}' is not declared in the config.", param="group")
+            raise InvalidRequest(f"Group '{group}' is not declared in the config.", param=param)
     if "quota_usd" in values:
         quota = values.pop("quota_usd")
         values["quota_micro_usd"] = None if quota is None else manage.usd_to_micro(quota)

@@ -8,6 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_USD = Decimal(9_000_000_000_000)  # fits the micro-USD BIGINT columns
+MAX_INT = 2**31 - 1
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -17,11 +20,11 @@ class TokenFields(_Strict):
     group: str | None = Field(None, min_length=1)
     allowed_groups: list[str] | None = None
     models: list[str] | None = None
-    quota_usd: Decimal | None = Field(None, ge=0)
+    quota_usd: Decimal | None = Field(None, ge=0, le=MAX_USD)
     expires_at: datetime | None = None
     status: Literal["active", "disabled"] | None = None
-    rpm_limit: int | None = Field(None, ge=1)
-    max_concurrency: int | None = Field(None, ge=1)
+    rpm_limit: int | None = Field(None, ge=1, le=MAX_INT)
+    max_concurrency: int | None = Field(None, ge=1, le=MAX_INT)
     chat_image_field: Literal["none", "list_data", "object_url"] | None = None
 
 
@@ -31,4 +34,4 @@ class TokenCreate(TokenFields):
 
 class TokenPatch(TokenFields):
     name: str | None = Field(None, min_length=1, max_length=200)
-    add_quota_usd: Decimal | None = None
+    add_quota_usd: Decimal | None = Field(None, ge=-MAX_USD, le=MAX_USD)
