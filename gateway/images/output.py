@@ -23,6 +23,7 @@ log = logging.getLogger("gateway.images")
 
 Format = Literal["url", "b64_json"]
 STORAGE_WARNING = "storage_unavailable: images returned as base64"
+NO_STORAGE_WARNING = "image_url_not_available: no object storage is set up; images returned as base64"
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,12 @@ async def deliver(items: list[Any], how: Delivery) -> list[str]:
     for item in items:
         if not isinstance(item, dict):
             continue
+        url = item.get("url")
+        if isinstance(url, str) and url[:5].lower() == "data:":
+            _data_url_to_b64(item, url)  # base64 never travels as a URL
         if isinstance(item.get("b64_json"), str) and item["b64_json"]:
             if how.wanted == "url" and not await _b64_to_url(item, how):
-                warnings.append(STORAGE_WARNING)
+                warnings.append(STORAGE_WARNING if how.store is not None else NO_STORAGE_WARNING)
         elif isinstance(item.get("url"), str) and item["url"]:
             if how.wanted == "b64_json":
                 data = await _download(how.fetcher, item["url"])
@@ -54,9 +58,19 @@ async def deliver(items: list[Any], how: Delivery) -> list[str]:
     return list(dict.fromkeys(warnings))
 
 
+def _data_url_to_b64(item: dict[str, Any], url: str) -> None:
+    header, comma, payload = url.partition(",")
+    if not comma or ";base64" not in header.lower():
+        raise UpstreamError("the upstream returned an image data URL that is not base64")
+    del item["url"]
+    item["b64_json"] = payload
+
+
 async def _b64_to_url(item: dict[str, Any], how: Delivery) -> bool:
     """Store the image and put its URL in place of the base64; False if it fell back to base64."""
     if how.store is None:
+        if how.base64_allowed:
+            return False
         raise ImageURLNotAvailable(
             "response_format=url was asked; the upstream answered base64 and no object storage is set up.",
             param="response_format",

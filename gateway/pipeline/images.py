@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from gateway.domain import Caller, ImageCall, ImagePart, JSONObject, Operation, Target, Usage
-from gateway.errors import GatewayError, ImageURLNotAvailable, UpstreamError
+from gateway.errors import GatewayError, ImageURLNotAvailable, InvalidRequest, UpstreamError
 from gateway.images.inputs import load_image
 from gateway.images.output import Delivery, Format, deliver
 from gateway.pipeline.attempts import with_failover
@@ -66,7 +66,9 @@ def _usable(rt: Runtime, req: ImageRequest, channels: list[ChannelSettings]) -> 
     """Without storage, a channel that can only answer base64 cannot give a URL: don't spend a call on it."""
     if rt.store is not None:
         return channels
-    usable = [c for c in channels if not (wanted_format(rt, req, c) == "url" and base64_only(c))]
+    if req.response_format != "url":
+        return channels  # only a client that insists on URLs is refused; others get base64 and a warning
+    usable = [c for c in channels if not base64_only(c)]
     if not usable:
         raise ImageURLNotAvailable(
             "response_format=url needs object storage for this model, and none is configured.",
@@ -93,6 +95,11 @@ class _Inputs:
         refs = [i.get("image_url") for i in self._req.body.get("images") or [] if isinstance(i, dict)]
         parts = []
         for n, url in enumerate(refs):
+            if not url:
+                raise InvalidRequest(
+                    "This model takes input images as image_url (https or data: URL), not file_id.",
+                    param=f"images[{n}].image_url",
+                )
             image = await load_image(self._rt.fetcher, str(url), f"images[{n}].image_url")
             field = "image" if len(refs) == 1 else "image[]"
             parts.append(ImagePart(field, f"image_{n}.{image.info.ext}", image.data, image.info.mime))
@@ -218,6 +225,7 @@ async def _relay(ledger: Ledger, upstream: EventStream, interval: float) -> Asyn
             ledger.ttfb()
             if event is not None and event.endswith(b".completed"):
                 _count_completed(ledger, data)
+            data = data.replace(b"\n", b"\ndata: ")  # multi-line data: one `data:` field per line (SSE)
             yield (b"event: " + event + b"\n" if event else b"") + b"data: " + data + b"\n\n"
         ledger.close()
     except GatewayError as exc:
