@@ -1,0 +1,132 @@
+"""Bare reference proxy for the benchmark: check one bearer key, forward chat completions, nothing else.
+
+aiohttp server plus one shared ClientSession (TCPConnector(limit=0)); SSE bodies are passed through chunk by
+chunk. It is the floor the gateway is compared against: the cost of an async Python hop with no features.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+if __package__ in (None, ""):  # run as a file: make the `bench` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.aio import loop_factory, raise_nofile_limit  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Config:
+    chat_url: str
+    expected_auth: str
+    upstream_auth: str
+
+
+CONFIG = web.AppKey("config", Config)
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+
+
+def error_response(
+    status: int, message: str, code: str, err_type: str = "invalid_request_error"
+) -> web.Response:
+    error = {"message": message, "type": err_type, "param": None, "code": code}
+    return web.json_response({"error": error}, status=status)
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    if request.headers.get("Authorization") != config.expected_auth:
+        return error_response(401, "Incorrect API key provided.", "invalid_api_key")
+    body = await request.read()
+    headers = {"Authorization": config.upstream_auth, "Content-Type": "application/json"}
+    response: web.StreamResponse | None = None
+    try:
+        async with request.app[SESSION].post(config.chat_url, data=body, headers=headers) as upstream:
+            content_type = upstream.headers.get("Content-Type", "application/json")
+            if not content_type.startswith("text/event-stream"):
+                payload = await upstream.read()
+                return web.Response(
+                    status=upstream.status, body=payload, headers={"Content-Type": content_type}
+                )
+            response = web.StreamResponse(
+                status=upstream.status, headers={"Content-Type": content_type, "Cache-Control": "no-cache"}
+            )
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+    except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+        if response is not None:  # headers already sent: all we can do is end the stream
+            return response
+        return error_response(502, f"Upstream error: {type(exc).__name__}", "upstream_error", "api_error")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def build_app(config: Config) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[CONFIG] = config
+
+    async def client_session(app: web.Application) -> AsyncIterator[None]:
+        timeout = aiohttp.ClientTimeout(total=600, sock_connect=30)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
+            app[SESSION] = session
+            yield
+
+    app.cleanup_ctx.append(client_session)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def serve(host: str, port: int, config: Config, lifetime: float) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(build_app(config), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, backlog=4096).start()
+        print(f"reference proxy listening on http://{host}:{port}", flush=True)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=lifetime)
+        except TimeoutError:
+            print("reference proxy: lifetime reached, exiting", file=sys.stderr)
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9200)
+    p.add_argument("--upstream", required=True, help="upstream base URL, e.g. http://127.0.0.1:9100/v1")
+    p.add_argument("--key", required=True, help="the one bearer key clients must send")
+    p.add_argument("--upstream-key", default="sk-upstream-bench", help="bearer key sent to the upstream")
+    p.add_argument("--lifetime", type=float, default=3600.0, help="exit after this many seconds")
+    args = p.parse_args(argv)
+    raise_nofile_limit()
+    config = Config(
+        chat_url=args.upstream.rstrip("/") + "/chat/completions",
+        expected_auth=f"Bearer {args.key}",
+        upstream_auth=f"Bearer {args.upstream_key}",
+    )
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(serve(args.host, args.port, config, args.lifetime))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""The systems under test: the gateway (`python -m gateway serve`) and the bare reference proxy.
+
+A target starts one fresh process per measurement (peak RSS is over the process life), pinned to one core,
+with one worker, talking to the fake upstream, and is ready when its /healthz answers 200.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from bench.procs import Children, StartError, free_port, log_tail, wait_until_ready
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+UPSTREAM_KEY = "sk-upstream-bench"
+REFERENCE_KEY = "sk-bench-reference"
+SETUP_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class StartContext:
+    children: Children
+    upstream_base: str  # e.g. http://127.0.0.1:9100/v1
+    cpu: int | None
+    workdir: Path  # a fresh temporary directory, removed after the measurement
+    log_dir: Path
+    python: str
+
+
+@dataclass(frozen=True)
+class Running:
+    base_url: str
+    key: str
+    proc: subprocess.Popen[bytes]
+
+
+class Target(Protocol):
+    name: str
+    label: str
+
+    def start(self, ctx: StartContext) -> Running: ...
+
+
+def child_env() -> dict[str, str]:
+    """The environment for targets: GATEWAY_* overrides dropped (the config file is the whole config), and
+    loopback kept away from any HTTP proxy."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("GATEWAY_")}
+    no_proxy = ",".join(x for x in (env.get("NO_PROXY", ""), "127.0.0.1,localhost") if x)
+    env["NO_PROXY"] = env["no_proxy"] = no_proxy
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class ReferenceTarget:
+    """bench/reference_proxy.py: aiohttp, one key, forward, nothing else."""
+
+    def __init__(self, name: str = "reference", label: str = "reference proxy (aiohttp)") -> None:
+        self.name = name
+        self.label = label
+
+    def start(self, ctx: StartContext) -> Running:
+        port = free_port()
+        argv = [
+            ctx.python,
+            str(BENCH_DIR / "reference_proxy.py"),
+            "--port",
+            str(port),
+            "--upstream",
+            ctx.upstream_base,
+            "--key",
+            REFERENCE_KEY,
+            "--upstream-key",
+            UPSTREAM_KEY,
+        ]
+        log = ctx.log_dir / f"{self.name}.log"
+        proc = ctx.children.spawn(argv, log=log, cpu=ctx.cpu, env=child_env(), cwd=REPO_DIR)
+        base_url = f"http://127.0.0.1:{port}"
+        wait_until_ready(f"{base_url}/healthz", proc, log)
+        return Running(base_url=base_url, key=REFERENCE_KEY, proc=proc)
+
+
+GATEWAY_CONFIG = """\
+server: {{host: 127.0.0.1, port: {port}, sse_keepalive_seconds: 10}}
+database: {{url: {db_url}}}
+storage: {{backend: none}}
+logging: {{level: WARNING}}
+channels:
+  - name: upstream
+    kind: openai
+    base_url: {upstream_base}
+    api_keys: [{upstream_key}]
+    models: [bench-model]
+"""
+
+
+class GatewayTarget:
+    """`python -m gateway serve` with a fresh SQLite database, one channel to the fake upstream and one token.
+    Auth, routing and usage records stay on: this is the default configuration."""
+
+    def __init__(self) -> None:
+        self.name = "gateway"
+        self.label = "gateway (python -m gateway serve)"
+
+    def _run_cli(self, ctx: StartContext, args: list[str], log: Path) -> str:
+        proc = ctx.children.spawn(
+            [ctx.python, "-m", "gateway", *args], log=log, capture_stdout=True, env=child_env(), cwd=REPO_DIR
+        )
+        try:
+            stdout, _ = proc.communicate(timeout=SETUP_TIMEOUT_S)
+        except subprocess.TimeoutExpired as exc:
+            raise StartError(f"`gateway {args[0]}` did not finish in {SETUP_TIMEOUT_S:.0f} s") from exc
+        finally:
+            ctx.children.stop(proc)
+        text = stdout.decode(errors="replace")
+        with log.open("a") as log_file:
+            log_file.write(text)
+        if proc.returncode != 0:
+            raise StartError(
+                f"`gateway {' '.join(args[:2])}` exited with {proc.returncode}:\n{log_tail(log)}"
+            )
+        return text
+
+    def start(self, ctx: StartContext) -> Running:
+        port = free_port()
+        config = ctx.workdir / "gateway.yaml"
+        db_url = f"sqlite+aiosqlite:///{ctx.workdir / 'gateway.db'}"
+        config.write_text(
+            GATEWAY_CONFIG.format(
+                port=port,
+                db_url=json.dumps(db_url),
+                upstream_base=json.dumps(ctx.upstream_base),
+                upstream_key=json.dumps(UPSTREAM_KEY),
+            )
+        )
+        log = ctx.log_dir / f"{self.name}.log"
+        ctx.log_dir.mkdir(parents=True, exist_ok=True)
+        (ctx.log_dir / config.name).write_text(config.read_text())  # kept with the logs, for a rerun by hand
+        self._run_cli(ctx, ["migrate", "--config", str(config)], log)
+        out = self._run_cli(
+            ctx, ["tokens", "create", "--config", str(config), "--name", "bench", "--json"], log
+        )
+        key = parse_token_key(out)
+        argv = [ctx.python, "-m", "gateway", "serve", "--config", str(config)]
+        proc = ctx.children.spawn(argv, log=log, cpu=ctx.cpu, env=child_env(), cwd=REPO_DIR)
+        base_url = f"http://127.0.0.1:{port}"
+        wait_until_ready(f"{base_url}/healthz", proc, log)
+        return Running(base_url=base_url, key=key, proc=proc)
+
+
+def parse_token_key(stdout: str) -> str:
+    """The `key` of the JSON object printed by `gateway tokens create --json` (whole output or a line)."""
+    candidates = [stdout.strip(), *reversed(stdout.strip().splitlines())]
+    for text in candidates:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("key"), str) and data["key"]:
+            return str(data["key"])
+    raise StartError(f"`gateway tokens create --json` printed no JSON object with a key: {stdout[:500]!r}")
+
+
+def make_targets(names: list[str], gateway_impl: str) -> list[Target]:
+    """`gateway_impl="reference"` puts the reference proxy in the gateway's seat: a harness self-test whose
+    ratios should come out near 1.0."""
+    targets: list[Target] = []
+    for name in names:
+        if name == "gateway":
+            targets.append(
+                GatewayTarget()
+                if gateway_impl == "gateway"
+                else ReferenceTarget("gateway", "reference proxy in the gateway seat")
+            )
+        elif name == "reference":
+            targets.append(ReferenceTarget())
+        else:
+            raise ValueError(f"unknown target {name!r}; choose from gateway, reference")
+    return targets
