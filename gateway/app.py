@@ -11,12 +11,12 @@ from gateway import __version__
 from gateway.api import chat, files, health, images, models
 from gateway.api import errors as api_errors
 from gateway.api.admin import tokens as admin_tokens
-from gateway.api.middleware import RequestIdMiddleware
+from gateway.api.edge import Edge
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings) -> Edge:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await Runtime.start(settings)
@@ -35,14 +35,6 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     api_errors.install(app)
-    for router in (
-        chat.router,
-        images.router,
-        models.router,
-        files.router,
-        health.router,
-        admin_tokens.router,
-    ):
+    for router in (models.router, files.router, health.router, admin_tokens.router):
         app.include_router(router)
-    app.add_middleware(RequestIdMiddleware)
-    return app
+    return Edge(app, routes={**chat.ROUTES, **images.ROUTES})

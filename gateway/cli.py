@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 import uvicorn
-from fastapi import FastAPI
 
 from gateway import logs
+from gateway.api.edge import Edge
 from gateway.app import create_app
 from gateway.auth import manage
 from gateway.db import migrate
@@ -40,7 +40,7 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     return load_settings(args.config, **overrides)
 
 
-def app_factory() -> FastAPI:
+def app_factory() -> Edge:
     """For `--workers N`: each worker process reads the same config file and environment."""
     settings = load_settings()
     if os.environ.get("GATEWAY_DEMO") == "1":
@@ -61,6 +61,7 @@ def _serve(settings: Settings) -> None:
         "http": "auto",
         "timeout_graceful_shutdown": 30,
         "backlog": 4096,
+        "proxy_headers": False,  # nothing reads the client address; saves a layer on every request
     }
     if settings.server.workers > 1:
         uvicorn.run("gateway.cli:app_factory", factory=True, workers=settings.server.workers, **options)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -77,7 +77,12 @@ class Attempt:
     duration_ms: int
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "channel": self.channel,
+            "key_index": self.key_index,
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+        }
 
 
 @dataclass(frozen=True, slots=True)

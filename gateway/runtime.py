@@ -24,7 +24,7 @@ from gateway.storage.factory import build_store
 def upstream_session() -> aiohttp.ClientSession:
     """One client for every upstream call: unbounded pool (hundreds of slow calls), DNS cached."""
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60)
-    return aiohttp.ClientSession(connector=connector, trust_env=True, read_bufsize=2**18)
+    return aiohttp.ClientSession(connector=connector, read_bufsize=2**18)
 
 
 @dataclass

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter, Request
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.api.deps import CallerDep, RuntimeDep, read_json, request_id, until_disconnect, validate
+from gateway.api.deps import authenticate, read_json, request_id, runtime_of, until_disconnect, validate
 from gateway.api.schemas.chat import ChatCompletionRequest
 from gateway.pipeline import chat as pipeline
 from gateway.pipeline.chat import ChatRequest
-
-router = APIRouter()
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 CLIENT_CLOSED = 499
 
 
-@router.post("/v1/chat/completions")
-@router.post("/v1beta/openai/chat/completions")
-async def chat_completions(request: Request, rt: RuntimeDep, caller: CallerDep) -> Response:
+async def chat_completions(request: Request) -> Response:
+    rt = runtime_of(request)
+    caller = await authenticate(request, rt)
     body = await read_json(request, rt.settings.limits.max_request_body_bytes)
     parsed = validate(ChatCompletionRequest, body)
     body.pop("group", None)
@@ -45,3 +43,6 @@ async def chat_completions(request: Request, rt: RuntimeDep, caller: CallerDep) 
     if result is None:
         return Response(status_code=CLIENT_CLOSED)
     return Response(orjson.dumps(result), media_type="application/json")
+
+
+ROUTES = {"/v1/chat/completions": chat_completions, "/v1beta/openai/chat/completions": chat_completions}

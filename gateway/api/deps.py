@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
@@ -20,9 +19,13 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 
-def get_runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+async def get_runtime(request: Request) -> Runtime:  # async: a plain def would run in a thread
+    return runtime_of(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -38,8 +41,12 @@ def presented_key(request: Request) -> str | None:
     return headers.get("x-api-key") or headers.get("x-goog-api-key") or request.query_params.get("key")
 
 
-async def get_caller(request: Request, rt: RuntimeDep) -> Caller:
+async def authenticate(request: Request, rt: Runtime) -> Caller:
     return await rt.auth.resolve(presented_key(request))
+
+
+async def get_caller(request: Request, rt: RuntimeDep) -> Caller:
+    return await authenticate(request, rt)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
@@ -90,22 +97,42 @@ def validate(model: type[M], data: Any) -> M:
         raise validation_error(exc.errors()) from None
 
 
+WATCH_AFTER_SECONDS = 0.5
+
+
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T | None:
-    """Run `work`, cancelling it (and so the upstream call) if the client goes away first."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
+    """Run `work`, cancelling it (and so the upstream call) if the client goes away first (None then).
+
+    The work runs in the calling task. Most calls end within moments, so the disconnect watcher (a task
+    of its own) only starts once a call has run for WATCH_AFTER_SECONDS.
+    """
+    current = asyncio.current_task()
+    assert current is not None
+    running = True
+    watcher: asyncio.Future[None] | None = None
+
+    def on_disconnect(w: asyncio.Future[None]) -> None:
+        if running and not w.cancelled():
+            current.cancel()
+
+    def watch() -> None:
+        nonlocal watcher
+        watcher = asyncio.ensure_future(_disconnected(request))
+        watcher.add_done_callback(on_disconnect)
+
+    timer = asyncio.get_running_loop().call_later(WATCH_AFTER_SECONDS, watch)
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            return task.result()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        return None
+        return await work
+    except asyncio.CancelledError:
+        if watcher is not None and watcher.done() and not watcher.cancelled():
+            current.uncancel()
+            return None
+        raise
     finally:
-        watcher.cancel()
-        if not task.done():
-            task.cancel()
+        running = False
+        timer.cancel()
+        if watcher is not None:
+            watcher.cancel()
 
 
 async def _disconnected(request: Request) -> None:

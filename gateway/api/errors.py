@@ -52,7 +52,13 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     return error_response(GatewayError(message, status=exc.status_code, type=kind, code=code))
 
 
+async def _crash(_: Request, exc: Exception) -> Response:
+    # The edge logs it when the framework re-raises; here it only gets the §2 shape.
+    return error_response(GatewayError("The server had an error while processing your request."))
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _crash)

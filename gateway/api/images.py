@@ -5,16 +5,16 @@ from __future__ import annotations
 import re
 
 import orjson
-from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.api.deps import (
-    CallerDep,
-    RuntimeDep,
+    authenticate,
     read_body,
     read_json,
     request_id,
+    runtime_of,
     until_disconnect,
     validate,
 )
@@ -27,22 +27,22 @@ from gateway.pipeline import images as pipeline
 from gateway.pipeline.images import ImageRequest
 from gateway.runtime import Runtime
 
-router = APIRouter()
-
 CLIENT_CLOSED = 499
 _IMAGE_FIELD = re.compile(r"^image(\[\d*\])?$")
 _FORM_INTS = ("n", "output_compression", "partial_images")
 
 
-@router.post("/v1/images/generations")
-async def generations(request: Request, rt: RuntimeDep, caller: CallerDep) -> Response:
+async def generations(request: Request) -> Response:
+    rt = runtime_of(request)
+    caller = await authenticate(request, rt)
     body = await read_json(request, rt.settings.limits.max_request_body_bytes)
     parsed = validate(ImagesGenerateRequest, body)
     return await _run(request, rt, caller, _image_request("images.generate", body, parsed))
 
 
-@router.post("/v1/images/edits")
-async def edits(request: Request, rt: RuntimeDep, caller: CallerDep) -> Response:
+async def edits(request: Request) -> Response:
+    rt = runtime_of(request)
+    caller = await authenticate(request, rt)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         req = await _multipart_edit(request, rt)
     else:
@@ -142,3 +142,6 @@ async def _run(request: Request, rt: Runtime, caller: Caller, req: ImageRequest)
         return Response(status_code=CLIENT_CLOSED)
     headers = {"x-gateway-warning": "; ".join(result.warnings)} if result.warnings else None
     return Response(orjson.dumps(result.body), media_type="application/json", headers=headers)
+
+
+ROUTES = {"/v1/images/generations": generations, "/v1/images/edits": edits}

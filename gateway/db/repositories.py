@@ -6,11 +6,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import Table, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.db.base import Base
 from gateway.db.models import Token, UsageRecordRow
 from gateway.domain import UsageRecord
+
+USAGE_TABLE = Table("usage_records", Base.metadata)  # the mapped table, for Core statements
 
 # Fields an admin may change with PATCH (§7): everything of §6.3 but the key and the counters.
 TOKEN_MUTABLE_FIELDS = frozenset(
@@ -95,8 +98,8 @@ async def delete_token(session: AsyncSession, token_id: str) -> bool:
 
 async def insert_usage_records(session: AsyncSession, records: Iterable[UsageRecord]) -> None:
     rows = [_usage_row(r) for r in records]
-    if rows:
-        await session.execute(insert(UsageRecordRow), rows)
+    if rows:  # a Core executemany: the ORM's bulk path costs several times more per row
+        await session.execute(insert(USAGE_TABLE), rows)
 
 
 async def touch_tokens(session: AsyncSession, last_used: dict[str, datetime]) -> None:

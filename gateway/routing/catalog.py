@@ -15,7 +15,8 @@ class Catalog:
         self._supports = supports
         self._by_group_model: dict[tuple[str, str], list[ChannelSettings]] = {}
         self._models: dict[str, list[str]] = {}
-        self.disabled: set[str] = set()  # channels switched off at run time
+        self._candidates: dict[tuple[str, str, Operation], list[ChannelSettings]] = {}
+        self._disabled: set[str] = set()  # channels switched off at run time
         for channel in channels:
             if not channel.enabled:
                 continue
@@ -27,11 +28,25 @@ class Catalog:
                         models.append(model)
 
     def candidates(self, group: str, model: str, operation: Operation) -> list[ChannelSettings]:
-        return [
-            ch
-            for ch in self._by_group_model.get((group, model), ())
-            if ch.name not in self.disabled and self._supports(ch, operation)
-        ]
+        """Enabled channels serving the model to the group for the operation (cached: do not mutate)."""
+        key = (group, model, operation)
+        found = self._candidates.get(key)
+        if found is None:
+            found = [
+                ch
+                for ch in self._by_group_model.get((group, model), ())
+                if ch.name not in self._disabled and self._supports(ch, operation)
+            ]
+            self._candidates[key] = found
+        return found
+
+    def set_enabled(self, channel: str, enabled: bool) -> None:
+        """Switch a channel on or off at run time."""
+        if enabled:
+            self._disabled.discard(channel)
+        else:
+            self._disabled.add(channel)
+        self._candidates.clear()
 
     def serves(self, group: str, model: str) -> bool:
         return (group, model) in self._by_group_model

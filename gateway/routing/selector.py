@@ -11,6 +11,8 @@ from gateway.settings import ChannelSettings
 
 def order_channels(channels: Sequence[ChannelSettings], rng: random.Random) -> list[ChannelSettings]:
     """Weighted shuffle per priority tier (Efraimidis–Spirakis keys: u ** (1 / weight))."""
+    if len(channels) == 1:
+        return [channels[0]]
     ordered: list[ChannelSettings] = []
     by_priority = sorted(channels, key=lambda c: -c.priority)
     for _, tier in groupby(by_priority, key=lambda c: c.priority):

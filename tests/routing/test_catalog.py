@@ -51,9 +51,9 @@ def test_supports_filter() -> None:
 
 def test_channels_switched_off_at_run_time() -> None:
     catalog = Catalog(CHANNELS, chat_only_for_b)
-    catalog.disabled.add("a")
+    catalog.set_enabled("a", False)
     assert names(catalog.candidates("default", "img", "chat")) == ["b"]
-    catalog.disabled.discard("a")
+    catalog.set_enabled("a", True)
     assert names(catalog.candidates("default", "img", "chat")) == ["a", "b"]
 
 

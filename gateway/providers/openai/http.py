@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -25,9 +26,13 @@ def request_headers(target: Target, content_type: str | None = "application/json
     return headers
 
 
-def timeout_for(target: Target) -> aiohttp.ClientTimeout:
-    total = target.channel.timeout_seconds
+@functools.cache
+def _timeout(total: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=total, sock_connect=min(10.0, total))
+
+
+def timeout_for(target: Target) -> aiohttp.ClientTimeout:
+    return _timeout(target.channel.timeout_seconds)
 
 
 def transport_error(exc: BaseException, target: Target) -> UpstreamError:
