@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from gateway.api.deps import authenticate, read_json, request_id, runtime_of, until_disconnect, validate
 from gateway.api.schemas.chat import ChatCompletionRequest
+from gateway.api.streaming import SSEResponse
 from gateway.pipeline import chat as pipeline
 from gateway.pipeline.chat import ChatRequest
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 CLIENT_CLOSED = 499
 
 
-async def chat_completions(request: Request) -> Response:
+async def chat_completions(request: Request) -> ASGIApp:
     rt = runtime_of(request)
     caller = await authenticate(request, rt)
     body = await read_json(request, rt.settings.limits.max_request_body_bytes)
@@ -36,7 +37,7 @@ async def chat_completions(request: Request) -> Response:
         )
         if events is None:
             return Response(status_code=CLIENT_CLOSED)
-        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        return SSEResponse(events, rt.settings.server.sse_keepalive_seconds)
     result = await until_disconnect(
         request, pipeline.complete(rt, caller, req, request_id=rid, endpoint=endpoint)
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
@@ -11,6 +10,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
 from gateway.api.errors import validation_error
+from gateway.api.streaming import DisconnectWatch
 from gateway.domain import Caller, JSONObject
 from gateway.errors import InvalidRequest, RequestTooLarge
 from gateway.runtime import Runtime
@@ -101,42 +101,7 @@ WATCH_AFTER_SECONDS = 0.5
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T | None:
-    """Run `work`, cancelling it (and so the upstream call) if the client goes away first (None then).
-
-    The work runs in the calling task. Most calls end within moments, so the disconnect watcher (a task
-    of its own) only starts once a call has run for WATCH_AFTER_SECONDS.
-    """
-    current = asyncio.current_task()
-    assert current is not None
-    running = True
-    watcher: asyncio.Future[None] | None = None
-
-    def on_disconnect(w: asyncio.Future[None]) -> None:
-        if running and not w.cancelled():
-            current.cancel()
-
-    def watch() -> None:
-        nonlocal watcher
-        watcher = asyncio.ensure_future(_disconnected(request))
-        watcher.add_done_callback(on_disconnect)
-
-    timer = asyncio.get_running_loop().call_later(WATCH_AFTER_SECONDS, watch)
-    try:
+    """Run `work`, cancelling it (and so the upstream call) if the client goes away first (None then)."""
+    with DisconnectWatch(request.receive, WATCH_AFTER_SECONDS):
         return await work
-    except asyncio.CancelledError:
-        if watcher is not None and watcher.done() and not watcher.cancelled():
-            current.uncancel()
-            return None
-        raise
-    finally:
-        running = False
-        timer.cancel()
-        if watcher is not None:
-            watcher.cancel()
-
-
-async def _disconnected(request: Request) -> None:
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return
+    return None

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.errors import error_response
 from gateway.errors import GatewayError
@@ -28,7 +28,7 @@ from gateway.logs import request_id_var
 
 log = logging.getLogger("gateway.api")
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[ASGIApp]]
 MAX_ID_LEN = 128
 _ID_PREFIX = "req_" + secrets.token_hex(6)  # per process, so ids stay unique across processes
 _ID_COUNTER = itertools.count(1)
@@ -78,7 +78,7 @@ class Edge:
                 return
             scope["app"] = self.api
             try:
-                response = await endpoint(Request(scope, receive, send_with_id))
+                response: ASGIApp = await endpoint(Request(scope, receive, send_with_id))
             except GatewayError as exc:
                 response = error_response(exc)
             await response(scope, receive, send_with_id)

@@ -7,7 +7,8 @@ import re
 import orjson
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from gateway.api.deps import (
     authenticate,
@@ -19,6 +20,7 @@ from gateway.api.deps import (
     validate,
 )
 from gateway.api.schemas.images import ImagesEditForm, ImagesEditRequest, ImagesGenerateRequest
+from gateway.api.streaming import SSEResponse
 from gateway.domain import Caller, ImagePart, JSONObject, Operation
 from gateway.errors import InvalidRequest
 from gateway.images.inputs import check_reference, decode_data_url
@@ -32,7 +34,7 @@ _IMAGE_FIELD = re.compile(r"^image(\[\d*\])?$")
 _FORM_INTS = ("n", "output_compression", "partial_images")
 
 
-async def generations(request: Request) -> Response:
+async def generations(request: Request) -> ASGIApp:
     rt = runtime_of(request)
     caller = await authenticate(request, rt)
     body = await read_json(request, rt.settings.limits.max_request_body_bytes)
@@ -40,7 +42,7 @@ async def generations(request: Request) -> Response:
     return await _run(request, rt, caller, _image_request("images.generate", body, parsed))
 
 
-async def edits(request: Request) -> Response:
+async def edits(request: Request) -> ASGIApp:
     rt = runtime_of(request)
     caller = await authenticate(request, rt)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -124,7 +126,7 @@ async def _part(field: str, upload: UploadFile, what: str) -> ImagePart:
     return ImagePart(field, f"{stem}.{info.ext}", data, info.mime)
 
 
-async def _run(request: Request, rt: Runtime, caller: Caller, req: ImageRequest) -> Response:
+async def _run(request: Request, rt: Runtime, caller: Caller, req: ImageRequest) -> ASGIApp:
     rid, endpoint = request_id(request), request.scope["path"]
     if req.stream:
         events = await until_disconnect(
@@ -132,9 +134,7 @@ async def _run(request: Request, rt: Runtime, caller: Caller, req: ImageRequest)
         )
         if events is None:
             return Response(status_code=CLIENT_CLOSED)
-        return StreamingResponse(
-            events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-        )
+        return SSEResponse(events, rt.settings.server.sse_keepalive_seconds)
     result = await until_disconnect(
         request, pipeline.generate(rt, caller, req, request_id=rid, endpoint=endpoint)
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import orjson
@@ -13,11 +13,9 @@ from gateway.errors import GatewayError
 from gateway.images.chat_images import ChatImages
 from gateway.pipeline.attempts import with_failover
 from gateway.pipeline.common import Ledger, open_ledger
-from gateway.pipeline.heartbeat import with_heartbeat
 from gateway.providers.base import ChatStream
 from gateway.runtime import Runtime
 
-KEEPALIVE = b": keepalive\n\n"
 DONE = b"data: [DONE]\n\n"
 
 
@@ -84,7 +82,7 @@ async def complete(
 
 async def stream(
     rt: Runtime, caller: Caller, req: ChatRequest, *, request_id: str, endpoint: str
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Open the upstream stream; an early failure raises (a normal HTTP error answer).
 
     If the upstream has not answered within one keepalive interval, the answer is committed as
@@ -110,7 +108,7 @@ async def stream(
         opening.cancel()
         ledger.close(exc)
         raise
-    return _relay(rt, ledger, req, opening, interval)
+    return _relay(rt, ledger, req, opening)
 
 
 def _sse_error(exc: GatewayError) -> bytes:
@@ -118,32 +116,30 @@ def _sse_error(exc: GatewayError) -> bytes:
 
 
 async def _relay(
-    rt: Runtime,
-    ledger: Ledger,
-    req: ChatRequest,
-    opening: asyncio.Future[tuple[ChatStream, Target]],
-    interval: float,
-) -> AsyncIterator[bytes]:
+    rt: Runtime, ledger: Ledger, req: ChatRequest, opening: asyncio.Future[tuple[ChatStream, Target]]
+) -> AsyncGenerator[bytes, None]:
+    """Relay the events one upstream read at a time (one write to the client per read)."""
     upstream: ChatStream | None = None
     try:
-        while not opening.done():
-            done, _ = await asyncio.wait({opening}, timeout=interval)
-            if not done:
-                yield KEEPALIVE
-        upstream, target = opening.result()
+        upstream, target = await opening
         images = _settle(rt, ledger, req, target)
-        async for data in with_heartbeat(upstream, interval):
-            if data is None:
-                yield KEEPALIVE
-                continue
-            if data == b"[DONE]":
-                break
-            if b"![" in data or b'"images"' in data:
-                data = await _rehost_chunk(data, ledger, images)
-            out = _rewrite_chunk(data, ledger, req)
-            if out is not None:
+        model_bytes: dict[str, bytes] = {}
+        async for batch in upstream.batches():
+            outs, finished = [], False
+            for _, data in batch:
+                if data == b"[DONE]":
+                    finished = True
+                    break
+                if b"![" in data or b'"images"' in data:
+                    data = await _rehost_chunk(data, ledger, images)
+                out = _rewrite_chunk(data, ledger, req, model_bytes)
+                if out is not None:
+                    outs.append(out)
+            if outs:
                 ledger.ttfb()
-                yield out
+                yield outs[0] if len(outs) == 1 else b"".join(outs)
+            if finished:
+                break
         yield DONE
         ledger.close()
     except GatewayError as exc:
@@ -170,8 +166,20 @@ async def _rehost_chunk(data: bytes, ledger: Ledger, images: ChatImages) -> byte
     return orjson.dumps(chunk)
 
 
-def _rewrite_chunk(data: bytes, ledger: Ledger, req: ChatRequest) -> bytes | None:
-    """Give the chunk the client's model name; take usage for the record, strip it if not asked for."""
+def _rewrite_chunk(
+    data: bytes, ledger: Ledger, req: ChatRequest, model_bytes: dict[str, bytes] | None = None
+) -> bytes | None:
+    """Give the chunk the client's model name; take usage for the record, strip it if not asked for.
+
+    `model_bytes` remembers how the upstream spells its model, so later chunks without usage are
+    rewritten by a bytes replace instead of a parse and a dump.
+    """
+    if model_bytes and model_bytes["old"] in data:
+        fast = data
+        if b'"usage"' in fast and not req.include_usage:
+            fast = fast.replace(b',"usage":null', b"", 1)
+        if b'"usage"' not in fast:
+            return b"data: " + fast.replace(model_bytes["old"], model_bytes["new"], 1) + b"\n\n"
     try:
         chunk = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -187,5 +195,15 @@ def _rewrite_chunk(data: bytes, ledger: Ledger, req: ChatRequest) -> bytes | Non
                 return None
             del chunk["usage"]
     if "model" in chunk:
+        if model_bytes is not None and not model_bytes and isinstance(chunk["model"], str):
+            _learn_model_bytes(data, chunk["model"], req.model, model_bytes)
         chunk["model"] = req.model
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+def _learn_model_bytes(data: bytes, upstream: str, client: str, model_bytes: dict[str, bytes]) -> None:
+    value = orjson.dumps(upstream)
+    for old in (b'"model":' + value, b'"model": ' + value):
+        if data.count(old) == 1:
+            model_bytes["old"], model_bytes["new"] = old, b'"model":' + orjson.dumps(client)
+            return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,12 +15,9 @@ from gateway.images.inputs import load_image
 from gateway.images.output import Delivery, Format, deliver
 from gateway.pipeline.attempts import with_failover
 from gateway.pipeline.common import Ledger, open_ledger
-from gateway.pipeline.heartbeat import with_heartbeat
 from gateway.providers.base import EventStream
 from gateway.runtime import Runtime
 from gateway.settings import ChannelSettings
-
-KEEPALIVE = b": keepalive\n\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +188,7 @@ async def generate(
 
 async def stream(
     rt: Runtime, caller: Caller, req: ImageRequest, *, request_id: str, endpoint: str
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """§4.5: the upstream's partial-image events pass through; the final `*.completed` event is billed."""
     ledger = open_ledger(
         rt, caller, request_id=request_id, endpoint=endpoint, model=req.model, group=req.group,
@@ -212,16 +209,12 @@ async def stream(
         raise
     ledger.record.channel = target.channel.name
     ledger.record.upstream_model = target.channel.upstream_model(req.model)
-    return _relay(ledger, upstream, rt.settings.server.sse_keepalive_seconds)
+    return _relay(ledger, upstream)
 
 
-async def _relay(ledger: Ledger, upstream: EventStream, interval: float) -> AsyncIterator[bytes]:
+async def _relay(ledger: Ledger, upstream: EventStream) -> AsyncGenerator[bytes, None]:
     try:
-        async for item in with_heartbeat(upstream.events(), interval):
-            if item is None:
-                yield KEEPALIVE
-                continue
-            event, data = item
+        async for event, data in upstream.events():
             ledger.ttfb()
             if event is not None and event.endswith(b".completed"):
                 _count_completed(ledger, data)

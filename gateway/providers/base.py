@@ -14,6 +14,10 @@ class ChatStream(Protocol):
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
+    def batches(self) -> AsyncIterator[list[SSEEvent]]:
+        """The same events, grouped as they arrived (one group per network read)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -169,5 +169,9 @@ class MockStream:
         async for data in self:
             yield None, data
 
+    async def batches(self) -> AsyncIterator[list[tuple[bytes | None, bytes]]]:
+        async for data in self:
+            yield [(None, data)]
+
     async def aclose(self) -> None:
         return None

@@ -12,8 +12,11 @@ def _value(line: bytes, prefix_len: int) -> bytes:
     return value[1:] if value.startswith(b" ") else value
 
 
-async def iter_sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
-    """Yield each event that carries data; comments and `id:` lines are skipped."""
+async def iter_sse_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[SSEEvent]]:
+    """Yield, per chunk read, the events it completed (comments and `id:` lines are skipped).
+
+    Relaying a batch at a time keeps writes to the client as few as the upstream's own.
+    """
     buffer = bytearray()
     data: list[bytes] = []
     event: bytes | None = None
@@ -21,6 +24,7 @@ async def iter_sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEven
         scanned = len(buffer)  # the buffer holds no newline before this: don't search it again
         buffer += chunk
         start = 0
+        batch: list[SSEEvent] = []
         while True:
             end = buffer.find(b"\n", scanned if start == 0 else start)
             if end < 0:
@@ -29,17 +33,26 @@ async def iter_sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEven
             start = end + 1
             if not line:
                 if data:
-                    yield event, b"\n".join(data)
+                    batch.append((event, b"\n".join(data)))
                 data, event = [], None
             elif line.startswith(b"data:"):
                 data.append(_value(line, 5))
             elif line.startswith(b"event:"):
                 event = _value(line, 6)
         del buffer[:start]
+        if batch:
+            yield batch
     if buffer.startswith(b"data:"):
         data.append(_value(bytes(buffer).rstrip(b"\r\n"), 5))
     if data:
-        yield event, b"\n".join(data)
+        yield [(event, b"\n".join(data))]
+
+
+async def iter_sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
+    """Each event that carries data, one at a time."""
+    async for batch in iter_sse_batches(chunks):
+        for event in batch:
+            yield event
 
 
 async def iter_sse_data(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:

@@ -11,7 +11,7 @@ import pytest
 
 from gateway.domain import Caller, Target, Usage, UsageRecord
 from gateway.errors import UpstreamError
-from gateway.pipeline.chat import DONE, KEEPALIVE, ChatRequest, _relay, _rewrite_chunk, _upstream_body
+from gateway.pipeline.chat import DONE, ChatRequest, _relay, _rewrite_chunk, _upstream_body
 from gateway.pipeline.common import Ledger
 from gateway.providers.base import ChatStream
 from gateway.runtime import Runtime
@@ -178,6 +178,10 @@ class FakeStream:
             else:
                 yield item
 
+    async def batches(self) -> AsyncIterator[list[tuple[bytes | None, bytes]]]:
+        async for data in self._gen():
+            yield [(None, data)]
+
     async def aclose(self) -> None:
         self.closed = True
 
@@ -195,7 +199,7 @@ async def collect(gen: AsyncIterator[bytes]) -> list[bytes]:
 async def test_relay_rewrites_and_ends_with_done() -> None:
     ledger, submitted = make_ledger()
     upstream = FakeStream([orjson.dumps(c) for c in CHUNKS] + [b"[DONE]", b"never sent"])
-    out = await collect(_relay(ledger.rt, ledger, request(False), opened(upstream), 10.0))
+    out = await collect(_relay(ledger.rt, ledger, request(False), opened(upstream)))
     assert out[-1] == DONE
     assert len(out) == len(CHUNKS)  # four content chunks (usage chunk stripped) + DONE
     assert [decode(o)["model"] for o in out[:-1]] == ["my-model"] * 4
@@ -208,23 +212,14 @@ async def test_relay_rewrites_and_ends_with_done() -> None:
     assert record.ttfb_ms is not None
 
 
-async def test_relay_sends_keepalives_while_upstream_is_idle() -> None:
-    ledger, _ = make_ledger()
-    upstream = FakeStream([orjson.dumps(CHUNKS[0]), 0.2, orjson.dumps(CHUNKS[1])])
-    out = await collect(_relay(ledger.rt, ledger, request(False), opened(upstream), 0.05))
-    assert out[0].startswith(b"data: ")
-    assert out.count(KEEPALIVE) >= 1
-    assert out.index(KEEPALIVE) > 0 and out[-2].startswith(b"data: ") and out[-1] == DONE
-
-
-async def test_relay_keepalives_while_failover_still_opening() -> None:
+async def test_relay_waits_for_failover_still_opening() -> None:
     ledger, submitted = make_ledger()
     future: asyncio.Future[tuple[ChatStream, Target]] = asyncio.get_running_loop().create_future()
     upstream = FakeStream([orjson.dumps(CHUNKS[1])])
     loop = asyncio.get_running_loop()
     loop.call_later(0.18, future.set_result, (upstream, Target(CHANNEL, 0)))
-    out = await collect(_relay(ledger.rt, ledger, request(False), future, 0.05))
-    assert out[0] == KEEPALIVE
+    out = await collect(_relay(ledger.rt, ledger, request(False), future))
+    assert decode(out[0])["choices"][0]["delta"] == {"content": "Hello"}
     assert out[-1] == DONE
     assert submitted[0].status == "success"
 
@@ -234,8 +229,8 @@ async def test_relay_failover_error_after_commit_becomes_an_sse_error() -> None:
     future: asyncio.Future[tuple[ChatStream, Target]] = asyncio.get_running_loop().create_future()
     error = UpstreamError("all failed", status=502, code="upstream_http_500", upstream_status=500)
     asyncio.get_running_loop().call_later(0.08, future.set_exception, error)
-    out = await collect(_relay(ledger.rt, ledger, request(False), future, 0.05))
-    assert out[0] == KEEPALIVE
+    out = await collect(_relay(ledger.rt, ledger, request(False), future))
+    assert len(out) == 1
     assert decode(out[-1]) == {
         "error": {
             "message": "all failed",
@@ -252,7 +247,7 @@ async def test_relay_mid_stream_upstream_error() -> None:
     ledger, submitted = make_ledger()
     boom = UpstreamError("cut", status=502, code="upstream_stream_error")
     upstream = FakeStream([orjson.dumps(CHUNKS[1]), boom])
-    out = await collect(_relay(ledger.rt, ledger, request(False), opened(upstream), 10.0))
+    out = await collect(_relay(ledger.rt, ledger, request(False), opened(upstream)))
     assert decode(out[0])["choices"][0]["delta"] == {"content": "Hello"}
     assert decode(out[1])["error"]["code"] == "upstream_stream_error"
     assert upstream.closed
@@ -262,10 +257,32 @@ async def test_relay_mid_stream_upstream_error() -> None:
 async def test_relay_closed_by_client_closes_upstream_and_records_499() -> None:
     ledger, submitted = make_ledger()
     upstream = FakeStream([orjson.dumps(CHUNKS[1]), orjson.dumps(CHUNKS[2])])
-    gen = _relay(ledger.rt, ledger, request(False), opened(upstream), 10.0)
+    gen = _relay(ledger.rt, ledger, request(False), opened(upstream))
     first = await gen.__anext__()
     assert decode(first)["choices"][0]["delta"]["content"] == "Hello"
     await gen.aclose()  # type: ignore[attr-defined]
     assert upstream.closed
     assert len(submitted) == 1
     assert (submitted[0].http_status, submitted[0].error_code) == (499, "client_closed_request")
+
+
+def test_fast_path_after_the_first_chunk_gives_the_same_bytes_as_a_parse() -> None:
+    ledger, _ = make_ledger()
+    model_bytes: dict[str, bytes] = {}
+    spaced = (
+        b'{"id": "c1", "model": "upstream-model-2024", "choices": [{"delta": {"content": "x"}}], '
+        b'"usage": null}'
+    )
+    first = _rewrite_chunk(spaced, ledger, request(include_usage=False), model_bytes)
+    assert model_bytes["old"] == b'"model": "upstream-model-2024"'
+    second = _rewrite_chunk(spaced, ledger, request(include_usage=False), model_bytes)
+    assert (
+        decode(first)
+        == decode(second)
+        == {"id": "c1", "model": "my-model", "choices": [{"delta": {"content": "x"}}]}
+    )
+    compact = orjson.dumps({"model": "upstream-model-2024", "choices": [], "usage": {"total_tokens": 3}})
+    assert (
+        _rewrite_chunk(compact, ledger, request(include_usage=False), model_bytes) is None
+    )  # slow path: usage
+    assert ledger.record.usage.total_tokens == 3

@@ -11,7 +11,7 @@ import orjson
 from gateway.domain import JSONObject, Target
 from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.providers.openai.errors import upstream_error
-from gateway.providers.sse import SSEEvent, iter_sse_events
+from gateway.providers.sse import SSEEvent, iter_sse_batches
 
 Payload = bytes | aiohttp.FormData
 
@@ -106,14 +106,19 @@ class OpenAIStream:
         self._response = response
         self._target = target
 
-    async def events(self) -> AsyncIterator[SSEEvent]:
+    async def batches(self) -> AsyncIterator[list[SSEEvent]]:
         try:
-            async for event in iter_sse_events(self._response.content.iter_any()):
-                yield event
+            async for batch in iter_sse_batches(self._response.content.iter_any()):
+                yield batch
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise transport_error(exc, self._target) from None
         finally:
             self._response.close()
+
+    async def events(self) -> AsyncIterator[SSEEvent]:
+        async for batch in self.batches():
+            for event in batch:
+                yield event
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for _, data in self.events():

@@ -1,0 +1,98 @@
+"""The SSE answer: one write per relayed chunk, keepalive comments while idle, disconnects cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from gateway.api.streaming import KEEPALIVE, DisconnectWatch, SSEResponse
+
+
+async def events(*items: bytes | float) -> AsyncGenerator[bytes, None]:
+    for item in items:
+        if isinstance(item, float):
+            await asyncio.sleep(item)
+        else:
+            yield item
+
+
+def never_disconnects() -> Any:
+    async def receive() -> dict[str, str]:
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def run(response: SSEResponse, receive: Any) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await response({"type": "http"}, receive, send)
+    return sent
+
+
+async def test_chunks_relayed_then_closed() -> None:
+    sent = await run(SSEResponse(events(b"data: 1\n\n", b"data: 2\n\n"), 10.0), never_disconnects())
+    assert sent[0]["status"] == 200
+    assert (b"content-type", b"text/event-stream; charset=utf-8") in sent[0]["headers"]
+    assert [m["body"] for m in sent[1:]] == [b"data: 1\n\n", b"data: 2\n\n", b""]
+    assert sent[-1]["more_body"] is False
+
+
+async def test_keepalive_while_idle_and_not_while_busy() -> None:
+    sent = await run(SSEResponse(events(b"data: 1\n\n", 0.25, b"data: 2\n\n"), 0.05), never_disconnects())
+    bodies = [m["body"] for m in sent[1:]]
+    assert bodies[0] == b"data: 1\n\n" and bodies[-2:] == [b"data: 2\n\n", b""]
+    assert 2 <= bodies.count(KEEPALIVE) <= 6
+    busy = await run(SSEResponse(events(b"data: 1\n\n", b"data: 2\n\n"), 0.05), never_disconnects())
+    assert KEEPALIVE not in [m["body"] for m in busy[1:]]
+
+
+async def test_keepalive_off_with_zero_interval() -> None:
+    sent = await run(SSEResponse(events(b"data: 1\n\n", 0.1), 0), never_disconnects())
+    assert KEEPALIVE not in [m["body"] for m in sent[1:]]
+
+
+async def test_disconnect_cancels_the_relay_and_closes_the_generator() -> None:
+    closed = asyncio.Event()
+
+    async def endless() -> AsyncGenerator[bytes, None]:
+        try:
+            while True:
+                yield b"data: x\n\n"
+                await asyncio.sleep(0.01)
+        finally:
+            closed.set()
+
+    async def receive() -> dict[str, str]:
+        await asyncio.sleep(0.05)
+        return {"type": "http.disconnect"}
+
+    await asyncio.wait_for(run(SSEResponse(endless(), 10.0), receive), timeout=2)
+    assert closed.is_set()
+
+
+async def test_disconnect_watch_only_swallows_its_own_cancellation() -> None:
+    async def receive() -> dict[str, str]:
+        await asyncio.sleep(0.02)
+        return {"type": "http.disconnect"}
+
+    with DisconnectWatch(receive) as watch:
+        await asyncio.sleep(1)
+    assert watch.disconnected
+
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().call_later(0.02, task.cancel)
+    try:
+        with DisconnectWatch(never_disconnects(), delay=0.5) as watch:
+            await asyncio.sleep(1)
+    except asyncio.CancelledError:
+        task.uncancel()
+    else:
+        raise AssertionError("a cancellation not caused by the client must propagate")
+    assert not watch.disconnected
