@@ -5,7 +5,6 @@ from __future__ import annotations
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp
 
 from gateway.api.deps import authenticate, read_json, request_id, runtime_of, until_disconnect, validate
 from gateway.api.schemas.chat import ChatCompletionRequest
@@ -16,7 +15,7 @@ from gateway.pipeline.chat import ChatRequest
 CLIENT_CLOSED = 499
 
 
-async def chat_completions(request: Request) -> ASGIApp:
+async def chat_completions(request: Request) -> Response | SSEResponse:
     rt = runtime_of(request)
     caller = await authenticate(request, rt)
     body = await read_json(request, rt.settings.limits.max_request_body_bytes)
@@ -32,11 +31,7 @@ async def chat_completions(request: Request) -> ASGIApp:
     rid = request_id(request)
     endpoint = request.scope["path"]
     if req.stream:
-        events = await until_disconnect(
-            request, pipeline.stream(rt, caller, req, request_id=rid, endpoint=endpoint)
-        )
-        if events is None:
-            return Response(status_code=CLIENT_CLOSED)
+        events = pipeline.stream(rt, caller, req, request_id=rid, endpoint=endpoint)
         return SSEResponse(events, rt.settings.server.sse_keepalive_seconds)
     result = await until_disconnect(
         request, pipeline.complete(rt, caller, req, request_id=rid, endpoint=endpoint)

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
 from gateway.api.errors import validation_error
-from gateway.api.streaming import DisconnectWatch
+from gateway.api.streaming import WATCH_AFTER_SECONDS, DisconnectWatch
 from gateway.domain import Caller, JSONObject
 from gateway.errors import InvalidRequest, RequestTooLarge
 from gateway.runtime import Runtime
@@ -95,9 +95,6 @@ def validate(model: type[M], data: Any) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc.errors()) from None
-
-
-WATCH_AFTER_SECONDS = 0.5
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T | None:

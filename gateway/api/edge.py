@@ -20,15 +20,16 @@ from fastapi import FastAPI
 from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from gateway.api.errors import error_response
+from gateway.api.streaming import SSEResponse
 from gateway.errors import GatewayError
 from gateway.logs import request_id_var
 
 log = logging.getLogger("gateway.api")
 
-Endpoint = Callable[[Request], Awaitable[ASGIApp]]
+Endpoint = Callable[[Request], Awaitable[Response | SSEResponse]]
 MAX_ID_LEN = 128
 _ID_PREFIX = "req_" + secrets.token_hex(6)  # per process, so ids stay unique across processes
 _ID_COUNTER = itertools.count(1)
@@ -62,6 +63,10 @@ class Edge:
         state["request_id"] = request_id
         request_id_var.set(request_id)
         header = (b"x-request-id", request_id.encode("latin-1"))
+        endpoint = self.routes.get(scope["path"]) if scope["method"] == "POST" else None
+        if endpoint is not None:
+            await self._hot(endpoint, scope, receive, send, header)
+            return
         started = False
 
         async def send_with_id(message: Message) -> None:
@@ -72,19 +77,31 @@ class Edge:
             await send(message)
 
         try:
-            endpoint = self.routes.get(scope["path"]) if scope["method"] == "POST" else None
-            if endpoint is None:
-                await self.api(scope, receive, send_with_id)
-                return
-            scope["app"] = self.api
-            try:
-                response: ASGIApp = await endpoint(Request(scope, receive, send_with_id))
-            except GatewayError as exc:
-                response = error_response(exc)
-            await response(scope, receive, send_with_id)
+            await self.api(scope, receive, send_with_id)
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if not started:
-                await Response(_CRASH, status_code=500, media_type="application/json")(
-                    scope, receive, send_with_id
-                )
+                await _crash()(scope, receive, send_with_id)
+
+    async def _hot(
+        self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send, header: tuple[bytes, bytes]
+    ) -> None:
+        """A hot route: the response object gets the request id itself, so `send` is not wrapped."""
+        scope["app"] = self.api
+        response: Response | SSEResponse
+        try:
+            response = await endpoint(Request(scope, receive, send))
+        except GatewayError as exc:
+            response = error_response(exc)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            response = _crash()
+        response.raw_headers.append(header)
+        try:
+            await response(scope, receive, send)
+        except Exception:  # the answer has started: nothing left to tell the client
+            log.exception("unhandled error while answering %s %s", scope.get("method"), scope.get("path"))
+
+
+def _crash() -> Response:
+    return Response(_CRASH, status_code=500, media_type="application/json")

@@ -8,7 +8,6 @@ import orjson
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp
 
 from gateway.api.deps import (
     authenticate,
@@ -34,7 +33,7 @@ _IMAGE_FIELD = re.compile(r"^image(\[\d*\])?$")
 _FORM_INTS = ("n", "output_compression", "partial_images")
 
 
-async def generations(request: Request) -> ASGIApp:
+async def generations(request: Request) -> Response | SSEResponse:
     rt = runtime_of(request)
     caller = await authenticate(request, rt)
     body = await read_json(request, rt.settings.limits.max_request_body_bytes)
@@ -42,7 +41,7 @@ async def generations(request: Request) -> ASGIApp:
     return await _run(request, rt, caller, _image_request("images.generate", body, parsed))
 
 
-async def edits(request: Request) -> ASGIApp:
+async def edits(request: Request) -> Response | SSEResponse:
     rt = runtime_of(request)
     caller = await authenticate(request, rt)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -126,7 +125,7 @@ async def _part(field: str, upload: UploadFile, what: str) -> ImagePart:
     return ImagePart(field, f"{stem}.{info.ext}", data, info.mime)
 
 
-async def _run(request: Request, rt: Runtime, caller: Caller, req: ImageRequest) -> ASGIApp:
+async def _run(request: Request, rt: Runtime, caller: Caller, req: ImageRequest) -> Response | SSEResponse:
     rid, endpoint = request_id(request), request.scope["path"]
     if req.stream:
         events = await until_disconnect(
@@ -134,7 +133,9 @@ async def _run(request: Request, rt: Runtime, caller: Caller, req: ImageRequest)
         )
         if events is None:
             return Response(status_code=CLIENT_CLOSED)
-        return SSEResponse(events, rt.settings.server.sse_keepalive_seconds)
+        return SSEResponse(
+            events, rt.settings.server.sse_keepalive_seconds, error_prefix=b"event: error\ndata: "
+        )
     result = await until_disconnect(
         request, pipeline.generate(rt, caller, req, request_id=rid, endpoint=endpoint)
     )

@@ -11,9 +11,14 @@ import asyncio
 from collections.abc import AsyncGenerator
 from types import TracebackType
 
+import orjson
 from starlette.types import Receive, Scope, Send
 
+from gateway.api.errors import error_response
+from gateway.errors import GatewayError
+
 KEEPALIVE = b": keepalive\n\n"
+WATCH_AFTER_SECONDS = 0.5  # most calls end before: a timer is cheaper than a watcher task
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -76,51 +81,69 @@ class DisconnectWatch:
 class SSEResponse:
     """A `text/event-stream` answer relaying `events` (already framed as SSE bytes).
 
-    Whenever nothing was sent for `keepalive_seconds`, a `: keepalive` comment goes out, whether the
-    gateway is still waiting for the upstream or the upstream has gone quiet. A timer does this, so the
-    relay itself pays nothing per event.
+    The status line goes out with the first event, or with the first keepalive comment once nothing
+    happened for `keepalive_seconds`. So a GatewayError the events raise early (every upstream failed
+    fast) is still a plain §2 error answer with its HTTP status; later, it is sent as an SSE error event
+    (`error_prefix` + the error JSON). Keepalives come from a timer: the relay pays nothing per event.
     """
 
-    def __init__(self, events: AsyncGenerator[bytes, None], keepalive_seconds: float) -> None:
+    def __init__(
+        self, events: AsyncGenerator[bytes, None], keepalive_seconds: float, error_prefix: bytes = b"data: "
+    ) -> None:
         self.events = events
         self.interval = keepalive_seconds
+        self.error_prefix = error_prefix
+        self.raw_headers = list(SSE_HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        keepalive = _Keepalive(send, self.interval)
+        out = _Output(send, self.raw_headers, self.interval)
         try:
-            with DisconnectWatch(receive):
+            with DisconnectWatch(receive, delay=WATCH_AFTER_SECONDS):
                 async for chunk in self.events:
-                    keepalive.sent()
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                keepalive.stop()
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    await out.write(chunk)
+        except GatewayError as exc:
+            if out.started:
+                await out.write(self.error_prefix + orjson.dumps(exc.body()) + b"\n\n")
+            else:
+                out.stop()
+                response = error_response(exc)
+                response.raw_headers += [h for h in self.raw_headers if h[0] == b"x-request-id"]
+                await response(scope, receive, send)
+                return
         finally:
-            keepalive.stop()
+            out.stop()
             await self.events.aclose()
+        await out.write(b"")
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-class _Keepalive:
-    def __init__(self, send: Send, interval: float) -> None:
+class _Output:
+    """Writes SSE bytes, sending the status line first; a timer sends keepalives while idle."""
+
+    def __init__(self, send: Send, headers: list[tuple[bytes, bytes]], interval: float) -> None:
         self._send = send
+        self._headers = headers
         self._interval = interval
         self._loop = asyncio.get_running_loop()
         self._last = self._loop.time()
         self._timer: asyncio.TimerHandle | None = None
         self._writes: set[asyncio.Future[None]] = set()
+        self.started = False
         if interval > 0:
             self._timer = self._loop.call_later(interval, self._tick)
 
-    def sent(self) -> None:
+    async def write(self, chunk: bytes) -> None:
         self._last = self._loop.time()
+        if not self.started:
+            self.started = True
+            await self._send({"type": "http.response.start", "status": 200, "headers": self._headers})
+        if chunk:
+            await self._send({"type": "http.response.body", "body": chunk, "more_body": True})
 
     def _tick(self) -> None:
         now = self._loop.time()
         if now - self._last >= self._interval:
-            self._last = now
-            write = asyncio.ensure_future(
-                self._send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
-            )
+            write = asyncio.ensure_future(self.write(KEEPALIVE))
             self._writes.add(write)
             write.add_done_callback(self._writes.discard)
         self._timer = self._loop.call_at(self._last + self._interval, self._tick)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
@@ -80,13 +80,15 @@ async def complete(
     return result
 
 
-async def stream(
+def stream(
     rt: Runtime, caller: Caller, req: ChatRequest, *, request_id: str, endpoint: str
 ) -> AsyncGenerator[bytes, None]:
-    """Open the upstream stream; an early failure raises (a normal HTTP error answer).
+    """The SSE bytes of a streamed chat; refusals before routing raise here, at once.
 
-    If the upstream has not answered within one keepalive interval, the answer is committed as
-    SSE and keepalive comments flow while the failover loop goes on.
+    The generator opens the upstream stream (with failover) before its first chunk. A failure there
+    raises a GatewayError out of it: the response layer answers it as a plain HTTP error when nothing
+    was sent yet (keepalive comments commit the answer after one keepalive interval), else as an SSE
+    error event.
     """
     ledger = open_ledger(
         rt, caller, request_id=request_id, endpoint=endpoint, model=req.model, group=req.group,
@@ -98,30 +100,21 @@ async def stream(
             target, _upstream_body(req, target)
         )
 
-    opening = asyncio.ensure_future(with_failover(rt, ledger.channels, ledger.record.attempts, open_one))
-    interval = rt.settings.server.sse_keepalive_seconds
-    try:
-        await asyncio.wait({opening}, timeout=interval or None)
-        if opening.done():
-            opening.result()  # raises the failover's error, if it failed
-    except BaseException as exc:
-        opening.cancel()
-        ledger.close(exc)
-        raise
-    return _relay(rt, ledger, req, opening)
-
-
-def _sse_error(exc: GatewayError) -> bytes:
-    return b"data: " + orjson.dumps(exc.body()) + b"\n\n"
+    return _relay(
+        rt, ledger, req, lambda: with_failover(rt, ledger.channels, ledger.record.attempts, open_one)
+    )
 
 
 async def _relay(
-    rt: Runtime, ledger: Ledger, req: ChatRequest, opening: asyncio.Future[tuple[ChatStream, Target]]
+    rt: Runtime,
+    ledger: Ledger,
+    req: ChatRequest,
+    open_upstream: Callable[[], Awaitable[tuple[ChatStream, Target]]],
 ) -> AsyncGenerator[bytes, None]:
     """Relay the events one upstream read at a time (one write to the client per read)."""
     upstream: ChatStream | None = None
     try:
-        upstream, target = await opening
+        upstream, target = await open_upstream()
         images = _settle(rt, ledger, req, target)
         model_bytes: dict[str, bytes] = {}
         async for batch in upstream.batches():
@@ -144,10 +137,8 @@ async def _relay(
         ledger.close()
     except GatewayError as exc:
         ledger.close(exc)
-        yield _sse_error(exc)
+        raise
     finally:
-        if not opening.done():
-            opening.cancel()
         if upstream is not None:
             await upstream.aclose()
         ledger.close(asyncio.CancelledError())

@@ -223,7 +223,7 @@ async def _relay(ledger: Ledger, upstream: EventStream) -> AsyncGenerator[bytes,
         ledger.close()
     except GatewayError as exc:
         ledger.close(exc)
-        yield b"event: error\ndata: " + orjson.dumps(exc.body()) + b"\n\n"
+        raise
     finally:
         await upstream.aclose()
         ledger.close(asyncio.CancelledError())

@@ -15,35 +15,38 @@ def _value(line: bytes, prefix_len: int) -> bytes:
 async def iter_sse_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[SSEEvent]]:
     """Yield, per chunk read, the events it completed (comments and `id:` lines are skipped).
 
-    Relaying a batch at a time keeps writes to the client as few as the upstream's own.
+    Relaying a batch at a time keeps writes to the client as few as the upstream's own. Only the
+    new chunk is searched for a line end, so a 20 MB `data:` line costs linear time.
     """
-    buffer = bytearray()
+    pending = bytearray()
     data: list[bytes] = []
     event: bytes | None = None
     async for chunk in chunks:
-        scanned = len(buffer)  # the buffer holds no newline before this: don't search it again
-        buffer += chunk
-        start = 0
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            pending += chunk
+            continue
+        if pending:
+            pending += chunk[:cut]
+            complete, pending = bytes(pending), bytearray(chunk[cut + 1 :])
+        else:
+            complete, pending = chunk[:cut], bytearray(chunk[cut + 1 :])
         batch: list[SSEEvent] = []
-        while True:
-            end = buffer.find(b"\n", scanned if start == 0 else start)
-            if end < 0:
-                break
-            line = bytes(buffer[start:end]).rstrip(b"\r")
-            start = end + 1
+        for line in complete.split(b"\n"):
+            if line.endswith(b"\r"):
+                line = line[:-1]
             if not line:
                 if data:
-                    batch.append((event, b"\n".join(data)))
+                    batch.append((event, data[0] if len(data) == 1 else b"\n".join(data)))
                 data, event = [], None
             elif line.startswith(b"data:"):
                 data.append(_value(line, 5))
             elif line.startswith(b"event:"):
                 event = _value(line, 6)
-        del buffer[:start]
         if batch:
             yield batch
-    if buffer.startswith(b"data:"):
-        data.append(_value(bytes(buffer).rstrip(b"\r\n"), 5))
+    if pending.startswith(b"data:"):
+        data.append(_value(bytes(pending).rstrip(b"\r\n"), 5))
     if data:
         yield [(event, b"\n".join(data))]
 

@@ -6,7 +6,10 @@ import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import orjson
+
 from gateway.api.streaming import KEEPALIVE, DisconnectWatch, SSEResponse
+from gateway.errors import GatewayError, UpstreamError
 
 
 async def events(*items: bytes | float) -> AsyncGenerator[bytes, None]:
@@ -96,3 +99,44 @@ async def test_disconnect_watch_only_swallows_its_own_cancellation() -> None:
     else:
         raise AssertionError("a cancellation not caused by the client must propagate")
     assert not watch.disconnected
+
+
+async def failing(after: list[bytes], error: GatewayError) -> AsyncGenerator[bytes, None]:
+    for item in after:
+        yield item
+    raise error
+
+
+async def test_an_error_before_any_event_is_a_plain_http_error() -> None:
+    error = UpstreamError("all failed", status=429, code="rate_limit_exceeded", upstream_status=429)
+    response = SSEResponse(failing([], error), 10.0)
+    response.raw_headers.append((b"x-request-id", b"rid-1"))
+    sent = await run(response, never_disconnects())
+    assert sent[0]["status"] == 429
+    assert (b"x-request-id", b"rid-1") in sent[0]["headers"]
+    assert orjson.loads(sent[1]["body"])["error"]["code"] == "rate_limit_exceeded"
+
+
+async def test_an_error_after_events_is_an_sse_error_event() -> None:
+    error = UpstreamError("cut", status=502, code="upstream_stream_error")
+    sent = await run(
+        SSEResponse(failing([b"data: 1\n\n"], error), 10.0, b"event: error\ndata: "), never_disconnects()
+    )
+    assert sent[0]["status"] == 200
+    bodies = [m["body"] for m in sent[1:]]
+    assert bodies[0] == b"data: 1\n\n"
+    assert bodies[1].startswith(b"event: error\ndata: {") and b"upstream_stream_error" in bodies[1]
+    assert bodies[-1] == b""
+
+
+async def test_keepalive_commits_the_answer_while_waiting() -> None:
+    error = UpstreamError("late", status=502, code="upstream_http_500")
+
+    async def slow_failure() -> AsyncGenerator[bytes, None]:
+        await asyncio.sleep(0.15)
+        raise error
+        yield b""  # a generator
+
+    sent = await run(SSEResponse(slow_failure(), 0.05), never_disconnects())
+    assert sent[0]["status"] == 200 and sent[1]["body"] == KEEPALIVE
+    assert b"upstream_http_500" in sent[-2]["body"]

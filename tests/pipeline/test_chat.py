@@ -199,7 +199,7 @@ async def collect(gen: AsyncIterator[bytes]) -> list[bytes]:
 async def test_relay_rewrites_and_ends_with_done() -> None:
     ledger, submitted = make_ledger()
     upstream = FakeStream([orjson.dumps(c) for c in CHUNKS] + [b"[DONE]", b"never sent"])
-    out = await collect(_relay(ledger.rt, ledger, request(False), opened(upstream)))
+    out = await collect(_relay(ledger.rt, ledger, request(False), lambda: opened(upstream)))
     assert out[-1] == DONE
     assert len(out) == len(CHUNKS)  # four content chunks (usage chunk stripped) + DONE
     assert [decode(o)["model"] for o in out[:-1]] == ["my-model"] * 4
@@ -218,28 +218,19 @@ async def test_relay_waits_for_failover_still_opening() -> None:
     upstream = FakeStream([orjson.dumps(CHUNKS[1])])
     loop = asyncio.get_running_loop()
     loop.call_later(0.18, future.set_result, (upstream, Target(CHANNEL, 0)))
-    out = await collect(_relay(ledger.rt, ledger, request(False), future))
+    out = await collect(_relay(ledger.rt, ledger, request(False), lambda: future))
     assert decode(out[0])["choices"][0]["delta"] == {"content": "Hello"}
     assert out[-1] == DONE
     assert submitted[0].status == "success"
 
 
-async def test_relay_failover_error_after_commit_becomes_an_sse_error() -> None:
+async def test_relay_failover_error_is_raised_for_the_response_layer() -> None:
     ledger, submitted = make_ledger()
     future: asyncio.Future[tuple[ChatStream, Target]] = asyncio.get_running_loop().create_future()
     error = UpstreamError("all failed", status=502, code="upstream_http_500", upstream_status=500)
-    asyncio.get_running_loop().call_later(0.08, future.set_exception, error)
-    out = await collect(_relay(ledger.rt, ledger, request(False), future))
-    assert len(out) == 1
-    assert decode(out[-1]) == {
-        "error": {
-            "message": "all failed",
-            "type": "upstream_error",
-            "param": None,
-            "code": "upstream_http_500",
-        }
-    }
-    assert DONE not in out
+    asyncio.get_running_loop().call_later(0.02, future.set_exception, error)
+    with pytest.raises(UpstreamError):
+        await collect(_relay(ledger.rt, ledger, request(False), lambda: future))
     assert (submitted[0].status, submitted[0].http_status) == ("failed", 502)
 
 
@@ -247,9 +238,10 @@ async def test_relay_mid_stream_upstream_error() -> None:
     ledger, submitted = make_ledger()
     boom = UpstreamError("cut", status=502, code="upstream_stream_error")
     upstream = FakeStream([orjson.dumps(CHUNKS[1]), boom])
-    out = await collect(_relay(ledger.rt, ledger, request(False), opened(upstream)))
-    assert decode(out[0])["choices"][0]["delta"] == {"content": "Hello"}
-    assert decode(out[1])["error"]["code"] == "upstream_stream_error"
+    gen = _relay(ledger.rt, ledger, request(False), lambda: opened(upstream))
+    assert decode(await gen.__anext__())["choices"][0]["delta"] == {"content": "Hello"}
+    with pytest.raises(UpstreamError):
+        await gen.__anext__()
     assert upstream.closed
     assert submitted[0].error_code == "upstream_stream_error"
 
@@ -257,7 +249,7 @@ async def test_relay_mid_stream_upstream_error() -> None:
 async def test_relay_closed_by_client_closes_upstream_and_records_499() -> None:
     ledger, submitted = make_ledger()
     upstream = FakeStream([orjson.dumps(CHUNKS[1]), orjson.dumps(CHUNKS[2])])
-    gen = _relay(ledger.rt, ledger, request(False), opened(upstream))
+    gen = _relay(ledger.rt, ledger, request(False), lambda: opened(upstream))
     first = await gen.__anext__()
     assert decode(first)["choices"][0]["delta"]["content"] == "Hello"
     await gen.aclose()  # type: ignore[attr-defined]
