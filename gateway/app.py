@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,6 +22,10 @@ def create_app(settings: Settings) -> Edge:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await Runtime.start(settings)
         app.state.runtime = runtime
+        # Long-lived objects built so far need no more GC passes, and a request allocates many short-
+        # lived ones: fewer collections. Measured with bench/: +30-40% req/s on chat, plain and streamed.
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
         try:
             yield
         finally:
