@@ -1,9 +1,12 @@
-"""Process setup shared by the benchmark's servers and load driver: file-descriptor limit and event loop."""
+"""Process setup shared by the benchmark's servers and load driver: file-descriptor limit, event loop, and
+waiting for SIGTERM/SIGINT or the end of a server's lifetime."""
 
 from __future__ import annotations
 
 import asyncio
 import resource
+import signal
+import sys
 from collections.abc import Callable
 
 
@@ -21,3 +24,15 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:
         return None
     return uvloop.new_event_loop
+
+
+async def wait_for_stop(name: str, lifetime: float) -> None:
+    """Return on SIGTERM or SIGINT, or after `lifetime` seconds (a server never outlives a lost harness)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=lifetime)
+    except TimeoutError:
+        print(f"{name}: lifetime reached, exiting", file=sys.stderr)

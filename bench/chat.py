@@ -11,23 +11,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import platform
-import shutil
-import signal
-import subprocess
 import sys
 from pathlib import Path
-from types import FrameType
 
 if __package__ in (None, ""):  # run as `python bench/chat.py`: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report  # noqa: E402
 from bench.drivers import choose_driver, driver_version  # noqa: E402
-from bench.measure import Measurement, Settings, measure  # noqa: E402
-from bench.procs import usable_cores  # noqa: E402
+from bench.measure import Settings, run_rounds  # noqa: E402
+from bench.procs import install_signal_handlers, placement  # noqa: E402
 from bench.scenarios import SCENARIOS, Scenario, select  # noqa: E402
-from bench.targets import REPO_DIR, Target, make_targets  # noqa: E402
+from bench.targets import make_targets  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 QUICK_DURATION_S = 3.0
@@ -79,66 +74,9 @@ def plan(args: argparse.Namespace) -> list[Scenario]:
     return [dataclasses.replace(s, duration_s=max(duration, 2 * s.upstream_delay_s + 1)) for s in scenarios]
 
 
-def placement(no_pin: bool) -> tuple[int | None, int | None]:
-    """(core for upstream + load generator, core for the target), or no pinning at all."""
-    cores = usable_cores()
-    if no_pin or len(cores) < 2 or shutil.which("taskset") is None:
-        if not no_pin:
-            print("warning: fewer than 2 cores or no taskset; running unpinned", file=sys.stderr)
-        return None, None
-    return cores[0], cores[1]
-
-
-def git_revision() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=REPO_DIR,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
-
-
-def _raise_exit(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through every `finally`, which stops the children
-
-
-def summarize(m: Measurement) -> str:
-    if m.load is None:
-        return f"FAILED: {m.failure}"
-    return (
-        f"{m.load.rps:,.0f} req/s, p50 {m.load.p50_ms:.1f} ms, p99 {m.load.p99_ms:.1f} ms, "
-        f"{m.load.errors} errors, {m.cpu_ms_per_req or 0:.3f} CPU-ms/req, {m.peak_rss_mb or 0:.0f} MB peak"
-    )
-
-
-def run_rounds(
-    scenarios: list[Scenario], targets: list[Target], settings: Settings, rounds: int
-) -> list[Measurement]:
-    runs: list[Measurement] = []
-    for round_no in range(1, rounds + 1):
-        for scenario in scenarios:
-            # alternate who goes first, so a drift in machine load does not always favour the same target
-            for target in targets if round_no % 2 else list(reversed(targets)):
-                tag = f"[{scenario.name}] round {round_no}/{rounds}"
-                print(f"{tag} {target.label}: {scenario.duration_s:.0f} s ...", file=sys.stderr, flush=True)
-                m = dataclasses.replace(measure(scenario, target, settings), round=round_no)
-                print(f"{tag} {target.name}: {summarize(m)}", file=sys.stderr, flush=True)
-                runs.append(m)
-    return runs
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # Ctrl-C must unwind even when started in the background (where SIGINT is inherited as ignored)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is not signal.SIG_IGN:  # respect nohup
-            signal.signal(sig, _raise_exit)
+    install_signal_handlers()
     scenarios = plan(args)
     targets = make_targets([n.strip() for n in args.targets.split(",") if n.strip()], args.gateway_impl)
     driver = choose_driver(args.driver)
@@ -155,20 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = run_rounds(scenarios, targets, settings, max(1, args.rounds))
     measurements = report.representative(runs)
     verdicts = [report.judge(s, measurements) for s in scenarios]
-    meta: dict[str, object] = {
-        "started": started.isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "revision": git_revision(),
-        "driver": driver_version(driver),
-        "python": platform.python_version(),
-        "machine": f"{platform.system()} {platform.machine()}, {len(usable_cores())} usable cores",
-        "cores": {"upstream_and_load": upstream_cpu, "target": target_cpu},
-        "targets": {t.name: t.label for t in targets},
-        "scenarios": [dataclasses.asdict(s) for s in scenarios],
-        "warmup_s": warmup,
-        "rounds": max(1, args.rounds),
-        "logs": str(log_dir),
-    }
+    meta = report.run_meta(started, driver, (upstream_cpu, target_cpu), targets, scenarios)
+    meta |= {"warmup_s": warmup, "rounds": max(1, args.rounds), "logs": str(log_dir)}
     json_path = args.results_dir / f"chat-{stamp}.json"
     report.write_json(json_path, meta, runs, measurements, verdicts)
     print(f"\n## Chat benchmark, {meta['started']} ({meta['revision']}, {meta['driver']})\n")

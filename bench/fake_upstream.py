@@ -1,27 +1,32 @@
-"""Fake OpenAI-compatible upstream for the benchmark: `POST /v1/chat/completions`, JSON or SSE stream.
+"""Fake OpenAI-compatible upstream for the benchmark: `POST /v1/chat/completions`, JSON or SSE stream, and
+`POST /v1/images/generations` answering one PNG as `b64_json` (with --image-bytes), as GPT image models do.
 
 It shares a core with the load generator, so it must never be the bottleneck: raw asyncio HTTP/1.1
-(bench/http1.py), replies built with orjson. Checks for a bearer key (any, or exactly --key).
+(bench/http1.py), replies built with orjson, the images answer built once at start-up. Checks for a bearer
+key (any, or exactly --key).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import itertools
-import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 if __package__ in (None, ""):  # run as a file: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.aio import loop_factory, raise_nofile_limit  # noqa: E402
+from bench.aio import loop_factory, raise_nofile_limit, wait_for_stop  # noqa: E402
 from bench.http1 import Reply, Request, start_server  # noqa: E402
+from bench.png import MIN_PNG_BYTES, make_png  # noqa: E402
 
 REPLY_WORDS = "Hello! I am a fake upstream that answers quickly, so the proxy in front is what gets measured."
 WORDS = REPLY_WORDS.split()
@@ -31,15 +36,51 @@ WORDS = REPLY_WORDS.split()
 class Options:
     chunks: int
     key: str | None
-    delay: float = 0.0  # before each chat reply (not /healthz)
+    delay: float = 0.0  # before each chat or images reply (not /healthz)
     chunk_interval: float = 0.0
+    image_bytes: int = 0  # size of the PNG the images endpoint answers; 0: no images endpoint
 
 
 def error_reply(
-    status: int, message: str, code: str | None, err_type: str = "invalid_request_error"
+    status: int,
+    message: str,
+    code: str | None,
+    err_type: str = "invalid_request_error",
+    param: str | None = None,
 ) -> Reply:
-    error = {"message": message, "type": err_type, "param": None, "code": code}
+    error = {"message": message, "type": err_type, "param": param, "code": code}
     return Reply(status, "application/json", orjson.dumps({"error": error}))
+
+
+# GPT image models always answer base64 and refuse the parameter, with exactly this error.
+UNKNOWN_RESPONSE_FORMAT = error_reply(
+    400, "Unknown parameter: 'response_format'.", "unknown_parameter", param="response_format"
+)
+
+
+def images_body(png: bytes) -> bytes:
+    """The whole `images.generate` answer of a GPT image model for one PNG, serialized once."""
+    from gateway.images.sniff import sniff  # the gateway's own check; only this endpoint needs it
+
+    info = sniff(png)
+    if info is None or info.mime != "image/png":
+        raise ValueError("the generated image is not a PNG")
+    usage = {
+        "input_tokens": 12,
+        "input_tokens_details": {"image_tokens": 0, "text_tokens": 12},
+        "output_tokens": 4160,
+        "total_tokens": 4172,
+    }
+    body = {
+        "created": int(time.time()),
+        "background": "opaque",
+        "data": [{"b64_json": base64.b64encode(png).decode("ascii")}],
+        "output_format": "png",
+        "quality": "high",
+        "size": f"{info.width}x{info.height}",
+        "usage": usage,
+    }
+    return orjson.dumps(body)
 
 
 class FakeOpenAI:
@@ -48,11 +89,17 @@ class FakeOpenAI:
     def __init__(self, options: Options) -> None:
         self.options = options
         self._ids = itertools.count(1)
+        self._endpoints: dict[str, Callable[[dict[str, Any]], Reply]] = {"/v1/chat/completions": self._chat}
+        self._images_body: bytes | None = None
+        if options.image_bytes:
+            self._images_body = images_body(make_png(options.image_bytes))
+            self._endpoints["/v1/images/generations"] = self._images
 
     def reply(self, req: Request) -> Reply:
         if req.path == "/healthz":
             return Reply(200, "application/json", b'{"status":"ok"}')
-        if req.path != "/v1/chat/completions":
+        endpoint = self._endpoints.get(req.path)
+        if endpoint is None:
             return error_reply(404, f"Unknown path {req.path}", "not_found")
         if req.method != "POST":
             return error_reply(405, f"Method {req.method} not allowed", "method_not_allowed")
@@ -68,6 +115,9 @@ class FakeOpenAI:
             return error_reply(400, "The request body is not valid JSON.", "invalid_json")
         if not isinstance(payload, dict) or not isinstance(payload.get("model"), str):
             return error_reply(400, "'model' is required.", "missing_model")
+        return endpoint(payload)
+
+    def _chat(self, payload: dict[str, Any]) -> Reply:
         messages = payload.get("messages")
         if not isinstance(messages, list) or not messages:
             return error_reply(400, "'messages' must be a non-empty array.", "invalid_messages")
@@ -79,6 +129,14 @@ class FakeOpenAI:
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
             return self._stream(payload["model"], prompt_tokens, include_usage)
         return self._completion(payload["model"], prompt_tokens)
+
+    def _images(self, payload: dict[str, Any]) -> Reply:
+        if "response_format" in payload:
+            return UNKNOWN_RESPONSE_FORMAT
+        if not isinstance(payload.get("prompt"), str) or not payload["prompt"]:
+            return error_reply(400, "'prompt' is required.", "missing_required_parameter", param="prompt")
+        assert self._images_body is not None
+        return Reply(200, "application/json", self._images_body, delay=self.options.delay)
 
     def _completion(self, model: str, prompt_tokens: int) -> Reply:
         body = {
@@ -143,16 +201,12 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 
 
 async def serve(host: str, port: int, options: Options, lifetime: float) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     server, tasks = await start_server(FakeOpenAI(options).reply, host, port)
+    if options.image_bytes:
+        print(f"fake upstream: images answer one {options.image_bytes:,}-byte PNG as b64_json", flush=True)
     print(f"fake upstream listening on http://{host}:{port}/v1", flush=True)
     try:
-        await asyncio.wait_for(stop.wait(), timeout=lifetime)
-    except TimeoutError:
-        print("fake upstream: lifetime reached, exiting", file=sys.stderr)
+        await wait_for_stop("fake upstream", lifetime)
     finally:
         server.close()
         for task in list(tasks):
@@ -167,17 +221,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--chunks", type=int, default=20, help="chat.completion.chunk events per stream")
     p.add_argument("--chunk-interval", type=float, default=0.0, help="seconds between stream events")
     p.add_argument("--key", default=None, help="accept only this bearer key (default: any non-empty key)")
+    p.add_argument(
+        "--image-bytes",
+        type=int,
+        default=0,
+        help="serve /v1/images/generations with a PNG of this many bytes as b64_json (default 0: off)",
+    )
     p.add_argument("--lifetime", type=float, default=3600.0, help="exit after this many seconds")
     args = p.parse_args(argv)
     if args.chunks < 1:
         p.error("--chunks must be at least 1")
+    if args.image_bytes and args.image_bytes < MIN_PNG_BYTES:
+        p.error(f"--image-bytes must be 0 or at least {MIN_PNG_BYTES}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     raise_nofile_limit()
-    options = Options(chunks=args.chunks, key=args.key, delay=args.delay, chunk_interval=args.chunk_interval)
+    options = Options(
+        chunks=args.chunks,
+        key=args.key,
+        delay=args.delay,
+        chunk_interval=args.chunk_interval,
+        image_bytes=args.image_bytes,
+    )
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(serve(args.host, args.port, options, args.lifetime))
     return 0

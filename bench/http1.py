@@ -13,6 +13,7 @@ from typing import cast
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_QUEUED_PER_CONNECTION = 256
+SMALL_BODY_BYTES = 64 * 1024  # bodies up to this size leave in one write with their head
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
 LAST_CHUNK = b"0\r\n\r\n"  # ends a chunked body
 
@@ -202,7 +203,10 @@ class HttpProtocol(asyncio.Protocol):
         self._drain()
 
     def _send(self, reply: Reply, keep_alive: bool) -> None:
-        if reply.events is None:
+        if reply.events is None and len(reply.body) > SMALL_BODY_BYTES:
+            self._write(encode_head(reply, keep_alive))  # a large body is written as is, never copied
+            self._write(reply.body)
+        elif reply.events is None:
             self._write(encode_head(reply, keep_alive) + reply.body)
         else:
             # One write for the whole stream: each event is still its own HTTP chunk, and the shared load

@@ -1,14 +1,18 @@
-"""One measurement: fresh fake upstream + fresh target, a sanity request, warm-up, then the measured load.
+"""One measurement: fresh fake upstream (and fake S3 for images) + fresh target, a sanity request, warm-up,
+then the measured load; and the rounds of measurements a benchmark runs.
 
-Placement on a 2-core machine: the fake upstream and the load generator share the first core, the target
-has the second to itself. The target's CPU time and peak RSS come from /proc.
+Placement on a 2-core machine: the fake upstream, the fake S3 and the load generator share the first core,
+the target has the second to itself. The target's CPU time and RSS come from /proc.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,10 +26,20 @@ from bench.procs import (
     free_port,
     http_call,
     peak_rss_mb,
+    rss_mb,
     wait_until_ready,
 )
 from bench.scenarios import Scenario
-from bench.targets import BENCH_DIR, UPSTREAM_KEY, Running, StartContext, Target, child_env
+from bench.targets import (
+    BENCH_DIR,
+    PUBLIC_BASE_URL,
+    S3_BUCKET,
+    UPSTREAM_KEY,
+    Running,
+    StartContext,
+    Target,
+    child_env,
+)
 
 
 @dataclass(frozen=True)
@@ -34,7 +48,7 @@ class Settings:
     warmup_s: float
     timeout_s: float
     python: str
-    upstream_cpu: int | None  # also runs the load generator
+    upstream_cpu: int | None  # also runs the fake S3 and the load generator
     target_cpu: int | None
     log_dir: Path
 
@@ -47,9 +61,11 @@ class Measurement:
     warmup: LoadResult | None = None
     cpu_ms_per_req: float | None = None
     target_cpu_pct: float | None = None
-    upstream_cpu_pct: float | None = None
+    upstream_cpu_pct: float | None = None  # the fake upstream and the fake S3 together
     core_busy_pct: dict[int, float] | None = None  # whole-core load, to spot a saturated load-generator core
     peak_rss_mb: float | None = None
+    idle_rss_mb: float | None = None  # VmRSS right after the target first answered /healthz
+    storage: dict[str, int] | None = None  # the fake S3's counts at the end (images scenarios)
     sanity: str = ""
     failure: str | None = None
     round: int = 1
@@ -75,20 +91,40 @@ def start_upstream(
         str(scenario.chunk_interval_s),
         "--key",
         UPSTREAM_KEY,
+        "--image-bytes",
+        str(scenario.image_bytes),
     ]
     log = log_dir / "upstream.log"
-    proc = children.spawn(argv, log=log, cpu=settings.upstream_cpu, env=child_env())
+    proc = children.spawn(argv, log=log, cpu=settings.upstream_cpu, env=child_env(), cwd=BENCH_DIR.parent)
     wait_until_ready(f"http://127.0.0.1:{port}/healthz", proc, log, timeout=30)
     return f"http://127.0.0.1:{port}/v1", proc.pid
+
+
+def start_fake_s3(children: Children, settings: Settings, log_dir: Path) -> tuple[str, int]:
+    port = free_port()
+    argv = [settings.python, str(BENCH_DIR / "fake_s3.py"), "--port", str(port), "--bucket", S3_BUCKET]
+    log = log_dir / "fake_s3.log"
+    proc = children.spawn(argv, log=log, cpu=settings.upstream_cpu, env=child_env())
+    wait_until_ready(f"http://127.0.0.1:{port}/healthz", proc, log, timeout=30)
+    return f"http://127.0.0.1:{port}", proc.pid
+
+
+def storage_stats(s3_url: str) -> dict[str, int]:
+    status, _, body = http_call("GET", f"{s3_url}/_stats")
+    if status != 200:
+        raise RuntimeError(f"fake S3 stats answered HTTP {status}")
+    return {k: int(v or 0) for k, v in json.loads(body).items()}
 
 
 def sanity_check(scenario: Scenario, running: Running, timeout_s: float) -> str:
     """One request before any load, so a misconfigured target fails loudly instead of measuring errors."""
     headers = {"Authorization": f"Bearer {running.key}", "Content-Type": "application/json"}
-    url = f"{running.base_url}/v1/chat/completions"
+    url = f"{running.base_url}{scenario.path}"
     status, resp_headers, body = http_call("POST", url, scenario.body().encode(), headers, timeout=timeout_s)
     if status != 200:
         raise RuntimeError(f"sanity request got HTTP {status}: {body[:300]!r}")
+    if scenario.image_bytes:
+        return check_image_answer(body)
     if not scenario.stream:
         content = json.loads(body)["choices"][0]["message"]["content"]
         return f"chat.completion, {len(content)} chars of content"
@@ -100,9 +136,22 @@ def sanity_check(scenario: Scenario, running: Running, timeout_s: float) -> str:
     return f"text/event-stream, {len(events)} data events ending with [DONE]"
 
 
+def check_image_answer(body: bytes) -> str:
+    """response_format=url was asked: every image must come back as a storage URL, none as base64."""
+    data = json.loads(body).get("data")
+    if not isinstance(data, list) or not data:
+        raise RuntimeError(f"images answer without data: {body[:300]!r}")
+    for n, item in enumerate(data):
+        if "b64_json" in item:
+            raise RuntimeError(f"data[{n}] still carries b64_json ({len(item['b64_json'] or ''):,} chars)")
+        if not str(item.get("url", "")).startswith(PUBLIC_BASE_URL + "/"):
+            raise RuntimeError(f"data[{n}].url is not a storage URL: {str(item.get('url'))[:200]!r}")
+    return f"{len(data)} image(s) as URL, no b64_json: {data[0]['url']}"
+
+
 def load_spec(scenario: Scenario, running: Running, duration_s: float, timeout_s: float) -> LoadSpec:
     return LoadSpec(
-        url=f"{running.base_url}/v1/chat/completions",
+        url=f"{running.base_url}{scenario.path}",
         connections=scenario.connections,
         duration_s=duration_s,
         timeout_s=timeout_s,
@@ -118,10 +167,15 @@ def measure(scenario: Scenario, target: Target, settings: Settings) -> Measureme
         with ExitStack() as stack, Children() as children:  # processes stop before the temp dir goes
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
             upstream_base, upstream_pid = start_upstream(scenario, children, settings, log_dir)
+            helpers, services = [upstream_pid], {}
+            if scenario.image_bytes:
+                services["s3"], s3_pid = start_fake_s3(children, settings, log_dir)
+                helpers.append(s3_pid)
             ctx = StartContext(
-                children, upstream_base, settings.target_cpu, workdir, log_dir, settings.python
+                children, upstream_base, settings.target_cpu, workdir, log_dir, settings.python, services
             )
             running = target.start(ctx)
+            idle_rss = rss_mb(running.proc.pid)  # before any request: the floor of RSS growth
             sanity = sanity_check(scenario, running, settings.timeout_s)
 
             def load(duration_s: float, log_name: str) -> LoadResult:
@@ -135,22 +189,37 @@ def measure(scenario: Scenario, target: Target, settings: Settings) -> Measureme
                     python=settings.python,
                 )
 
-            # the slow scenario needs at least one full upstream round trip to warm up
-            warmup = load(max(settings.warmup_s, scenario.upstream_delay_s + 1), "warmup.log")
-            cores0, cpu0, up0 = core_times(), cpu_seconds(running.proc.pid), cpu_seconds(upstream_pid)
-            t0 = time.monotonic()
-            result = load(scenario.duration_s, "load.log")
-            t1 = time.monotonic()
-            cores1, cpu1, up1 = core_times(), cpu_seconds(running.proc.pid), cpu_seconds(upstream_pid)
-            rss = peak_rss_mb(running.proc.pid)
-            if running.proc.poll() is not None:
-                raise RuntimeError(f"target exited with code {running.proc.returncode} during the load")
+            m = measured_load(scenario, target.name, running, load, helpers, settings.warmup_s)
+            storage = storage_stats(services["s3"]) if "s3" in services else None
     except Exception as exc:  # one failed measurement must not hide the others
         return Measurement(scenario.name, target.name, failure=f"{type(exc).__name__}: {exc}")
+    return dataclasses.replace(m, idle_rss_mb=idle_rss, storage=storage, sanity=sanity)
+
+
+def measured_load(
+    scenario: Scenario,
+    target: str,
+    running: Running,
+    load: Callable[[float, str], LoadResult],
+    helper_pids: list[int],
+    warmup_s: float,
+) -> Measurement:
+    """Warm-up, then the measured load, with the target's and the helpers' CPU time read around it."""
+    # the slow scenario needs at least one full upstream round trip to warm up
+    warmup = load(max(warmup_s, scenario.upstream_delay_s + 1), "warmup.log")
+    pid = running.proc.pid
+    cores0, cpu0, up0 = core_times(), cpu_seconds(pid), sum(cpu_seconds(p) for p in helper_pids)
+    t0 = time.monotonic()
+    result = load(scenario.duration_s, "load.log")
+    t1 = time.monotonic()
+    cores1, cpu1, up1 = core_times(), cpu_seconds(pid), sum(cpu_seconds(p) for p in helper_pids)
+    rss = peak_rss_mb(pid)
+    if running.proc.poll() is not None:
+        raise RuntimeError(f"target exited with code {running.proc.returncode} during the load")
     busy = cpu1 - cpu0
     return Measurement(
         scenario=scenario.name,
-        target=target.name,
+        target=target,
         load=result,
         warmup=warmup,
         cpu_ms_per_req=busy * 1000 / result.requests if result.requests else None,
@@ -158,5 +227,29 @@ def measure(scenario: Scenario, target: Target, settings: Settings) -> Measureme
         upstream_cpu_pct=100 * (up1 - up0) / (t1 - t0),
         peak_rss_mb=rss,
         core_busy_pct=core_busy_pct(cores0, cores1),
-        sanity=sanity,
     )
+
+
+def summarize(m: Measurement) -> str:
+    if m.load is None:
+        return f"FAILED: {m.failure}"
+    return (
+        f"{m.load.rps:,.0f} req/s, p50 {m.load.p50_ms:.1f} ms, p99 {m.load.p99_ms:.1f} ms, "
+        f"{m.load.errors} errors, {m.cpu_ms_per_req or 0:.3f} CPU-ms/req, {m.peak_rss_mb or 0:.0f} MB peak"
+    )
+
+
+def run_rounds(
+    scenarios: list[Scenario], targets: list[Target], settings: Settings, rounds: int
+) -> list[Measurement]:
+    runs: list[Measurement] = []
+    for round_no in range(1, rounds + 1):
+        for scenario in scenarios:
+            # alternate who goes first, so a drift in machine load does not always favour the same target
+            for target in targets if round_no % 2 else list(reversed(targets)):
+                tag = f"[{scenario.name}] round {round_no}/{rounds}"
+                print(f"{tag} {target.label}: {scenario.duration_s:.0f} s ...", file=sys.stderr, flush=True)
+                m = dataclasses.replace(measure(scenario, target, settings), round=round_no)
+                print(f"{tag} {target.name}: {summarize(m)}", file=sys.stderr, flush=True)
+                runs.append(m)
+    return runs

@@ -9,13 +9,15 @@ from __future__ import annotations
 import ctypes
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from urllib.parse import urlsplit
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -190,8 +192,8 @@ def cpu_seconds(root: int) -> float:
     return ticks / CLOCK_TICKS
 
 
-def peak_rss_mb(root: int) -> float:
-    """VmHWM (peak resident set over the process life) of `root`, plus its descendants'."""
+def _status_mb(root: int, field: str) -> float:
+    """Sum of one `/proc/<pid>/status` memory field (in kB there) over `root` and its descendants, in MB."""
     total_kb = 0
     for pid in process_tree(root):
         try:
@@ -199,13 +201,46 @@ def peak_rss_mb(root: int) -> float:
         except OSError:
             continue
         for line in status.splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 total_kb += int(line.split()[1])
     return total_kb / 1024
 
 
+def peak_rss_mb(root: int) -> float:
+    """VmHWM (peak resident set over the process life) of `root`, plus its descendants'."""
+    return _status_mb(root, "VmHWM:")
+
+
+def rss_mb(root: int) -> float:
+    """VmRSS (resident set now) of `root`, plus its descendants'."""
+    return _status_mb(root, "VmRSS:")
+
+
 def usable_cores() -> list[int]:
     return sorted(os.sched_getaffinity(0))
+
+
+def placement(no_pin: bool) -> tuple[int | None, int | None]:
+    """(core for the helpers + load generator, core for the target), or no pinning at all."""
+    cores = usable_cores()
+    if no_pin or len(cores) < 2 or shutil.which("taskset") is None:
+        if not no_pin:
+            print("warning: fewer than 2 cores or no taskset; running unpinned", file=sys.stderr)
+        return None, None
+    return cores[0], cores[1]
+
+
+def _raise_exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every `finally`, which stops the children
+
+
+def install_signal_handlers() -> None:
+    """Ctrl-C, SIGTERM and SIGHUP unwind the harness, so `Children` stop every child on the way out."""
+    # SIGINT must unwind even when started in the background (where it is inherited as ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # respect nohup
+            signal.signal(sig, _raise_exit)
 
 
 def core_times() -> dict[int, tuple[int, int]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from aiohttp import web
 if __package__ in (None, ""):  # run as a file: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.aio import loop_factory, raise_nofile_limit  # noqa: E402
+from bench.aio import loop_factory, raise_nofile_limit, wait_for_stop  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -74,36 +73,31 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def client_session(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the one upstream ClientSession of the app, in app[SESSION]."""
+    timeout = aiohttp.ClientTimeout(total=600, sock_connect=30)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
+        app[SESSION] = session
+        yield
+
+
 def build_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[CONFIG] = config
-
-    async def client_session(app: web.Application) -> AsyncIterator[None]:
-        timeout = aiohttp.ClientTimeout(total=600, sock_connect=30)
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
-            app[SESSION] = session
-            yield
-
     app.cleanup_ctx.append(client_session)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/healthz", healthz)
     return app
 
 
-async def serve(host: str, port: int, config: Config, lifetime: float) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(build_app(config), access_log=None)
+async def serve_app(app: web.Application, host: str, port: int, name: str, lifetime: float) -> None:
+    """Run `app` on host:port until SIGTERM/SIGINT or the end of its lifetime."""
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, backlog=4096).start()
-        print(f"reference proxy listening on http://{host}:{port}", flush=True)
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=lifetime)
-        except TimeoutError:
-            print("reference proxy: lifetime reached, exiting", file=sys.stderr)
+        print(f"{name} listening on http://{host}:{port}", flush=True)
+        await wait_for_stop(name, lifetime)
     finally:
         await runner.cleanup()
 
@@ -124,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         upstream_auth=f"Bearer {args.upstream_key}",
     )
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(serve(args.host, args.port, config, args.lifetime))
+        runner.run(serve_app(build_app(config), args.host, args.port, "reference proxy", args.lifetime))
     return 0
 
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
+import platform
+import subprocess
+import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench.drivers import driver_version
 from bench.measure import Measurement
+from bench.procs import usable_cores
 from bench.scenarios import Scenario
+from bench.targets import REPO_DIR, Target
 
 SATURATED_CPU_PCT = 85.0  # below this, a throughput scenario did not load the target fully
 FOREIGN_CPU_PCT = 15.0  # more than this on the target's core (beyond the target's own) spoils the comparison
@@ -133,6 +142,41 @@ def _contention(
     cause = f"the load core was {load_busy:.0f}% busy" if load_busy else "the load side may be the bottleneck"
     out.append(f"{where} used only {m.target_cpu_pct:.0f}% of its core ({cause}), so its req/s is a floor")
     return out
+
+
+def git_revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=REPO_DIR,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def run_meta(
+    started: dt.datetime,
+    driver: str,
+    cores: tuple[int | None, int | None],
+    targets: Sequence[Target],
+    scenarios: Sequence[Scenario],
+) -> dict[str, object]:
+    """What a reader of a results file needs to know about the run that made it."""
+    return {
+        "started": started.isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "revision": git_revision(),
+        "driver": driver_version(driver),
+        "python": platform.python_version(),
+        "machine": f"{platform.system()} {platform.machine()}, {len(usable_cores())} usable cores",
+        "cores": {"upstream_and_load": cores[0], "target": cores[1]},
+        "targets": {t.name: t.label for t in targets},
+        "scenarios": [dataclasses.asdict(s) for s in scenarios],
+    }
 
 
 def write_json(

@@ -1,4 +1,7 @@
-"""The benchmark's scenarios: what load, what upstream behaviour, and what the gateway must achieve."""
+"""The benchmarks' scenarios: what load, what upstream behaviour, and what the gateway must achieve.
+
+Chat scenarios (`SCENARIOS`, bench/chat.py) and images re-hosting ones (`IMAGE_SCENARIOS`, bench/images.py).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,9 @@ from dataclasses import dataclass
 
 MODEL = "bench-model"
 PROMPT = "Say hello in one short sentence."
+IMAGE_MODEL = "gpt-image-bench"
+IMAGE_PROMPT = "A lighthouse on a rocky coast at dusk, watercolour."
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -21,8 +27,21 @@ class Scenario:
     chunk_interval_s: float = 0.0  # 0: the upstream sends a whole stream at once
     min_ratio: float | None = None  # gateway req/s must reach this fraction of the reference's
     goal: str = ""
+    image_bytes: int = 0  # > 0: an images scenario, the upstream answers a PNG of this size as b64_json
+    max_rss_growth: float | None = None  # gateway peak RSS growth / image bytes in flight must stay below
+
+    @property
+    def path(self) -> str:
+        return "/v1/images/generations" if self.image_bytes else "/v1/chat/completions"
+
+    @property
+    def bytes_in_flight(self) -> int:
+        return self.connections * self.image_bytes
 
     def body(self) -> str:
+        if self.image_bytes:  # the gateway must re-host the upstream's base64 and answer a URL
+            image = {"model": IMAGE_MODEL, "prompt": IMAGE_PROMPT, "response_format": "url"}
+            return json.dumps(image, separators=(",", ":"))
         payload: dict[str, object] = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]}
         if self.stream:
             payload["stream"] = True
@@ -59,8 +78,32 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
-def select(names: list[str]) -> list[Scenario]:
-    by_name = {s.name: s for s in SCENARIOS}
+IMAGE_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        name="16mb",
+        title="16 MB PNG, 4 conns",
+        connections=4,
+        duration_s=15,
+        image_bytes=16 * MIB,
+        min_ratio=0.8,
+        max_rss_growth=3.0,
+        goal=">= 0.8x baseline req/s, RSS growth < 3x bytes in flight, 0 errors",
+    ),
+    Scenario(
+        name="1mb",
+        title="1 MB PNG, 16 conns",
+        connections=16,
+        duration_s=15,
+        image_bytes=1 * MIB,
+        min_ratio=0.8,
+        max_rss_growth=3.0,
+        goal=">= 0.8x baseline req/s, RSS growth < 3x bytes in flight, 0 errors",
+    ),
+)
+
+
+def select(names: list[str], pool: tuple[Scenario, ...] = SCENARIOS) -> list[Scenario]:
+    by_name = {s.name: s for s in pool}
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise ValueError(f"unknown scenario(s) {unknown}; choose from {sorted(by_name)}")

@@ -1,4 +1,5 @@
-"""The systems under test: the gateway (`python -m gateway serve`) and the bare reference proxy.
+"""The systems under test: the gateway (`python -m gateway serve`), the bare reference proxy (chat) and the
+bare re-hosting proxy (images).
 
 A target starts one fresh process per measurement (peak RSS is over the process life), pinned to one core,
 with one worker, talking to the fake upstream, and is ready when its /healthz answers 200.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -19,6 +20,9 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 UPSTREAM_KEY = "sk-upstream-bench"
 REFERENCE_KEY = "sk-bench-reference"
+BASELINE_KEY = "sk-bench-baseline"
+S3_BUCKET = "bench"
+PUBLIC_BASE_URL = "http://cdn.invalid/bench"  # image URLs need no presigning and point nowhere
 SETUP_TIMEOUT_S = 120.0
 
 
@@ -30,6 +34,7 @@ class StartContext:
     workdir: Path  # a fresh temporary directory, removed after the measurement
     log_dir: Path
     python: str
+    services: dict[str, str] = field(default_factory=dict)  # helper name -> base URL, e.g. "s3"
 
 
 @dataclass(frozen=True)
@@ -84,27 +89,77 @@ class ReferenceTarget:
         return Running(base_url=base_url, key=REFERENCE_KEY, proc=proc)
 
 
+class BaselineRehostTarget:
+    """bench/baseline_rehost.py: aiohttp, one key, forward, decode base64 once, boto3 upload, nothing else."""
+
+    def __init__(self, name: str = "baseline", label: str = "baseline re-hosting proxy (aiohttp + boto3)"):
+        self.name = name
+        self.label = label
+
+    def start(self, ctx: StartContext) -> Running:
+        port = free_port()
+        argv = [
+            ctx.python,
+            str(BENCH_DIR / "baseline_rehost.py"),
+            "--port",
+            str(port),
+            "--upstream",
+            ctx.upstream_base,
+            "--key",
+            BASELINE_KEY,
+            "--upstream-key",
+            UPSTREAM_KEY,
+            "--s3-endpoint",
+            ctx.services["s3"],
+            "--bucket",
+            S3_BUCKET,
+            "--public-base-url",
+            PUBLIC_BASE_URL,
+        ]
+        log = ctx.log_dir / f"{self.name}.log"
+        proc = ctx.children.spawn(argv, log=log, cpu=ctx.cpu, env=child_env(), cwd=REPO_DIR)
+        base_url = f"http://127.0.0.1:{port}"
+        wait_until_ready(f"{base_url}/healthz", proc, log)
+        return Running(base_url=base_url, key=BASELINE_KEY, proc=proc)
+
+
 GATEWAY_CONFIG = """\
 server: {{host: 127.0.0.1, port: {port}, sse_keepalive_seconds: 10}}
 database: {{url: {db_url}}}
-storage: {{backend: none}}
+storage: {storage}
 logging: {{level: WARNING}}
 channels:
   - name: upstream
     kind: openai
     base_url: {upstream_base}
     api_keys: [{upstream_key}]
-    models: [bench-model]
-"""
+    models: [{models}]
+{channel_options}"""
+
+S3_STORAGE = (
+    "{{backend: s3, s3: {{endpoint_url: {endpoint}, region: us-east-1, bucket: {bucket}, access_key_id: x, "
+    "secret_access_key: y, addressing_style: path, public_base_url: {public}}}}}"
+)
+
+
+def storage_config(ctx: StartContext) -> str:
+    """The fake S3 when the measurement started one (images), else no storage (chat)."""
+    if "s3" not in ctx.services:
+        return "{backend: none}"
+    return S3_STORAGE.format(
+        endpoint=json.dumps(ctx.services["s3"]), bucket=S3_BUCKET, public=json.dumps(PUBLIC_BASE_URL)
+    )
 
 
 class GatewayTarget:
     """`python -m gateway serve` with a fresh SQLite database, one channel to the fake upstream and one token.
     Auth, routing and usage records stay on: this is the default configuration."""
 
-    def __init__(self) -> None:
+    def __init__(self, models: tuple[str, ...] = ("bench-model",), channel_options: str = "") -> None:
         self.name = "gateway"
         self.label = "gateway (python -m gateway serve)"
+        self.models = models
+        self.channel_options = channel_options  # extra YAML lines of the channel, already indented
 
     def _run_cli(self, ctx: StartContext, args: list[str], log: Path) -> str:
         proc = ctx.children.spawn(
@@ -133,8 +188,11 @@ class GatewayTarget:
             GATEWAY_CONFIG.format(
                 port=port,
                 db_url=json.dumps(db_url),
+                storage=storage_config(ctx),
                 upstream_base=json.dumps(ctx.upstream_base),
                 upstream_key=json.dumps(UPSTREAM_KEY),
+                models=", ".join(json.dumps(m) for m in self.models),
+                channel_options=self.channel_options,
             )
         )
         log = ctx.log_dir / f"{self.name}.log"

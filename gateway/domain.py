@@ -61,12 +61,24 @@ class ImagePart:
 
 @dataclass(frozen=True, slots=True)
 class ImageCall:
-    """An Images API request as the provider sends it: JSON fields, plus files when sent as multipart."""
+    """An Images API request as the provider sends it: JSON fields, plus files when sent as multipart.
+
+    `decode_images`: the answer's base64 images will be stored, so the provider may hand them over
+    already decoded (as `DecodedImage` in place of the `b64_json` text).
+    """
 
     operation: Operation
     body: JSONObject
     files: tuple[ImagePart, ...] = ()
     multipart: bool = False
+    decode_images: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedImage:
+    """The bytes of a `b64_json` image, decoded straight from the upstream's answer."""
+
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gateway.domain import DecodedImage
 from gateway.errors import GatewayError, ImageURLNotAvailable, StorageUnavailable, UpstreamError
 from gateway.images.fetch import ImageFetcher
 from gateway.images.rehost import store_image
@@ -45,7 +46,7 @@ async def deliver(items: list[Any], how: Delivery) -> list[str]:
         url = item.get("url")
         if isinstance(url, str) and url[:5].lower() == "data:":
             _data_url_to_b64(item, url)  # base64 never travels as a URL
-        if isinstance(item.get("b64_json"), str) and item["b64_json"]:
+        if isinstance(item.get("b64_json"), DecodedImage | str) and item["b64_json"]:
             if how.wanted == "url" and not await _b64_to_url(item, how):
                 warnings.append(STORAGE_WARNING if how.store is not None else NO_STORAGE_WARNING)
         elif isinstance(item.get("url"), str) and item["url"]:
@@ -77,7 +78,9 @@ async def _b64_to_url(item: dict[str, Any], how: Delivery) -> bool:
         )
     try:
         # Popped so the base64 text is freed before the upload: one copy of the image at a time.
-        data = decode_base64_image(item.pop("b64_json"), "upstream image")
+        b64 = item.pop("b64_json")
+        data = b64.data if isinstance(b64, DecodedImage) else decode_base64_image(b64, "upstream image")
+        del b64
     except GatewayError as exc:
         raise UpstreamError(
             f"the upstream returned an image that is not valid base64 ({exc.message})"

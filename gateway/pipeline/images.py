@@ -107,19 +107,23 @@ class _Inputs:
         return tuple(parts)
 
 
-async def _build_call(req: ImageRequest, target: Target, inputs: _Inputs, *, send_format: bool) -> ImageCall:
+async def _build_call(
+    rt: Runtime, req: ImageRequest, target: Target, inputs: _Inputs, *, send_format: bool
+) -> ImageCall:
     channel = target.channel
     body = {**req.body, "model": channel.upstream_model(req.model)}
     body.pop("response_format", None)
     if send_format and req.response_format is not None:
         body["response_format"] = req.response_format
+    # Images that will be stored may arrive decoded: no base64 text copy of them is ever built.
+    decode = rt.store is not None and not req.stream and wanted_format(rt, req, channel) == "url"
     if req.multipart:
-        return ImageCall(req.operation, body, req.files, multipart=True)
+        return ImageCall(req.operation, body, req.files, multipart=True, decode_images=decode)
     if req.operation == "images.edit" and channel.edits_format == "multipart":
         body.pop("images", None)
         body.pop("mask", None)
-        return ImageCall(req.operation, body, await inputs.files(), multipart=True)
-    return ImageCall(req.operation, body)
+        return ImageCall(req.operation, body, await inputs.files(), multipart=True, decode_images=decode)
+    return ImageCall(req.operation, body, decode_images=decode)
 
 
 def _rejects_response_format(err: UpstreamError) -> bool:
@@ -131,11 +135,13 @@ async def _call_upstream(rt: Runtime, req: ImageRequest, target: Target, inputs:
     provider = rt.providers.for_channel(target.channel)
     send_format = target.channel.response_format != "unsupported"
     try:
-        return await provider.images(target, await _build_call(req, target, inputs, send_format=send_format))
+        return await provider.images(
+            target, await _build_call(rt, req, target, inputs, send_format=send_format)
+        )
     except UpstreamError as err:
         if not (send_format and req.response_format is not None and _rejects_response_format(err)):
             raise
-    return await provider.images(target, await _build_call(req, target, inputs, send_format=False))
+    return await provider.images(target, await _build_call(rt, req, target, inputs, send_format=False))
 
 
 def _record(ledger: Ledger, req: ImageRequest, target: Target, answer: JSONObject) -> None:
@@ -198,7 +204,7 @@ async def stream(
 
     async def open_one(target: Target) -> EventStream:
         call = await _build_call(
-            req, target, inputs, send_format=target.channel.response_format != "unsupported"
+            rt, req, target, inputs, send_format=target.channel.response_format != "unsupported"
         )
         return await rt.providers.for_channel(target.channel).open_images_stream(target, call)
 

@@ -6,6 +6,7 @@ import aiohttp
 import orjson
 
 from gateway.domain import ImageCall, JSONObject, Operation, Target
+from gateway.providers.openai.answers import parse_images_answer
 from gateway.providers.openai.http import OpenAIStream, open_stream, post
 
 PATHS: dict[Operation, str] = {
@@ -50,7 +51,8 @@ class OpenAIProvider:
         return await open_stream(self._session, target, PATHS["chat"], body)
 
     async def images(self, target: Target, call: ImageCall) -> JSONObject:
-        return await post(self._session, target, PATHS[call.operation], _body(call))
+        parse = parse_images_answer if call.decode_images else orjson.loads
+        return await post(self._session, target, PATHS[call.operation], _body(call), parse)
 
     async def open_images_stream(self, target: Target, call: ImageCall) -> OpenAIStream:
         return await open_stream(self._session, target, PATHS[call.operation], _body(call))

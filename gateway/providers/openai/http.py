@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import aiohttp
 import orjson
@@ -78,7 +79,11 @@ async def read_body(response: aiohttp.ClientResponse) -> bytes | bytearray:
 
 
 async def post(
-    session: aiohttp.ClientSession, target: Target, path: str, body: JSONObject | aiohttp.FormData
+    session: aiohttp.ClientSession,
+    target: Target,
+    path: str,
+    body: JSONObject | aiohttp.FormData,
+    parse: Callable[[bytes | bytearray], Any] = orjson.loads,
 ) -> JSONObject:
     url = f"{target.channel.base_url}{path}"
     data, headers = _payload(body, target)
@@ -90,7 +95,7 @@ async def post(
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise transport_error(exc, target) from None
     try:
-        parsed = orjson.loads(raw)
+        parsed = parse(raw)
     except orjson.JSONDecodeError:
         parsed = None
     del raw

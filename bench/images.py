@@ -1,0 +1,135 @@
+"""The images re-hosting benchmark, in one command: the gateway against a bare re-hosting proxy, same run.
+
+    .venv/bin/python -m bench.images            # full run, about 2 minutes
+    .venv/bin/python -m bench.images --quick    # smoke run, about 1 minute
+
+The fake upstream answers every `POST /v1/images/generations` with one PNG as `b64_json` (as GPT image
+models do); the client asks for `response_format: url`, so each target decodes the image, uploads it to a
+fake S3 and answers its URL. Prints Markdown tables and PASS/FAIL against the targets (peak RSS growth under
+3x the image bytes in flight, req/s at least 0.8x the baseline's, no errors); writes JSON to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python bench/images.py`: make the `bench` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import images_report, report  # noqa: E402
+from bench.drivers import choose_driver, driver_version  # noqa: E402
+from bench.measure import Settings, run_rounds  # noqa: E402
+from bench.png import make_png  # noqa: E402
+from bench.procs import install_signal_handlers, placement  # noqa: E402
+from bench.scenarios import IMAGE_MODEL, IMAGE_SCENARIOS, Scenario, select  # noqa: E402
+from bench.targets import BaselineRehostTarget, GatewayTarget, Target  # noqa: E402
+from gateway.images.sniff import sniff  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+QUICK_DURATION_S = 4.0
+QUICK_WARMUP_S = 1.0
+WARMUP_S = 3.0
+# GPT image models refuse `response_format`: the operator marks the channel so, and no call is wasted on it
+CHANNEL_OPTIONS = "    response_format: unsupported\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_DURATION_S:.0f} s per scenario")
+    p.add_argument("--rounds", type=int, default=1, help="repeat everything; report the median round")
+    p.add_argument("--duration", type=float, help="seconds of measured load per scenario (default 15)")
+    p.add_argument("--warmup", type=float, help=f"seconds of warm-up load (default {WARMUP_S:.0f})")
+    p.add_argument(
+        "--scenarios", default=",".join(s.name for s in IMAGE_SCENARIOS), help="comma list: 16mb,1mb"
+    )
+    p.add_argument("--targets", default="gateway,baseline", help="comma list: gateway,baseline")
+    p.add_argument(
+        "--gateway-impl",
+        choices=("gateway", "baseline"),
+        default="gateway",
+        help="'baseline' seats the baseline proxy as the gateway: a harness self-test (ratios ~1.0)",
+    )
+    p.add_argument("--driver", choices=("auto", "wrk", "python"), default="auto", help="auto: wrk if on PATH")
+    p.add_argument("--timeout", type=float, default=60.0, help="per-request timeout of the load driver, s")
+    p.add_argument("--python", default=sys.executable, help="interpreter for the targets and helpers")
+    p.add_argument("--no-pin", action="store_true", help="do not pin processes to cores with taskset")
+    p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    return p.parse_args(argv)
+
+
+def plan(args: argparse.Namespace) -> list[Scenario]:
+    scenarios = select([n.strip() for n in args.scenarios.split(",") if n.strip()], IMAGE_SCENARIOS)
+    duration = args.duration if args.duration is not None else (QUICK_DURATION_S if args.quick else None)
+    if duration is None:
+        return scenarios
+    return [dataclasses.replace(s, duration_s=duration) for s in scenarios]
+
+
+def make_targets(names: list[str], gateway_impl: str) -> list[Target]:
+    targets: list[Target] = []
+    for name in names:
+        if name == "gateway" and gateway_impl == "gateway":
+            targets.append(GatewayTarget(models=(IMAGE_MODEL,), channel_options=CHANNEL_OPTIONS))
+        elif name == "gateway":
+            targets.append(BaselineRehostTarget("gateway", "baseline proxy in the gateway seat"))
+        elif name == "baseline":
+            targets.append(BaselineRehostTarget())
+        else:
+            raise ValueError(f"unknown target {name!r}; choose from gateway, baseline")
+    return targets
+
+
+def check_png_generator(scenarios: list[Scenario]) -> None:
+    """The fake upstream makes its PNG with bench/png.py: check that it gives a real PNG of the asked size."""
+    for scenario in scenarios:
+        png = make_png(scenario.image_bytes)
+        info = sniff(png)
+        if len(png) != scenario.image_bytes or info is None or info.mime != "image/png":
+            raise SystemExit(f"bench/png.py made a bad {scenario.image_bytes}-byte PNG: {info}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    install_signal_handlers()
+    scenarios = plan(args)
+    check_png_generator(scenarios)
+    targets = make_targets([n.strip() for n in args.targets.split(",") if n.strip()], args.gateway_impl)
+    driver = choose_driver(args.driver)
+    upstream_cpu, target_cpu = placement(args.no_pin)
+    started = dt.datetime.now(dt.UTC)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    warmup = args.warmup if args.warmup is not None else (QUICK_WARMUP_S if args.quick else WARMUP_S)
+    log_dir = args.results_dir / f"images-{stamp}"
+    settings = Settings(driver, warmup, args.timeout, args.python, upstream_cpu, target_cpu, log_dir)
+    print(
+        f"driver: {driver_version(driver)}; cores: load {upstream_cpu}, target {target_cpu}", file=sys.stderr
+    )
+
+    runs = run_rounds(scenarios, targets, settings, max(1, args.rounds))
+    measurements = report.representative(runs)
+    verdicts = [images_report.judge(s, measurements) for s in scenarios]
+    meta = report.run_meta(started, driver, (upstream_cpu, target_cpu), targets, scenarios)
+    meta |= {"warmup_s": warmup, "rounds": max(1, args.rounds), "logs": str(log_dir)}
+    json_path = args.results_dir / f"images-{stamp}.json"
+    report.write_json(json_path, meta, runs, measurements, verdicts)
+    print(f"\n## Images re-hosting benchmark, {meta['started']} ({meta['revision']}, {meta['driver']})\n")
+    print(images_report.results_table(scenarios, measurements))
+    print()
+    print(images_report.verdict_table(scenarios, verdicts))
+    notes = report.notes(scenarios, measurements, upstream_cpu, target_cpu)
+    for note in notes + images_report.storage_notes(scenarios, measurements):
+        print(f"\n- {note}")
+    print(f"\nJSON: {json_path}\nlogs: {log_dir}")
+    return 1 if any(v.passed is False for v in verdicts) else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the children were stopped on the way out
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)
