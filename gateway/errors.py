@@ -106,10 +106,6 @@ class InvalidImageURL(InvalidRequest):
     code = "invalid_image_url"
 
 
-class ImageTooLarge(RequestTooLarge):
-    code = "image_too_large"
-
-
 class StorageUnavailable(GatewayError):
     status = 502
     type = "server_error"

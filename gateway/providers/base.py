@@ -10,12 +10,10 @@ from gateway.providers.sse import SSEEvent
 
 
 class ChatStream(Protocol):
-    """An upstream stream that answered 200: yields each SSE `data:` payload (bytes), in order."""
-
-    def __aiter__(self) -> AsyncIterator[bytes]: ...
+    """An upstream stream that answered 200."""
 
     def batches(self) -> AsyncIterator[list[SSEEvent]]:
-        """The same events, grouped as they arrived (one group per network read)."""
+        """The SSE events in order, grouped as they arrived (one group per network read)."""
         ...
 
     async def aclose(self) -> None: ...

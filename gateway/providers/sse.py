@@ -56,9 +56,3 @@ async def iter_sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEven
     async for batch in iter_sse_batches(chunks):
         for event in batch:
             yield event
-
-
-async def iter_sse_data(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    """Only the data of each event (chat completions streams carry no event names)."""
-    async for _, data in iter_sse_events(chunks):
-        yield data

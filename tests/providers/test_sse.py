@@ -3,7 +3,7 @@ from collections.abc import AsyncIterator, Iterable
 
 import pytest
 
-from gateway.providers.sse import iter_sse_data, iter_sse_events
+from gateway.providers.sse import iter_sse_events
 
 
 async def feed(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
@@ -12,7 +12,7 @@ async def feed(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
 
 
 async def events(chunks: Iterable[bytes]) -> list[bytes]:
-    return [data async for data in iter_sse_data(feed(chunks))]
+    return [data async for _, data in iter_sse_events(feed(chunks))]
 
 
 def bytewise(raw: bytes) -> list[bytes]:

@@ -125,10 +125,6 @@ class OpenAIStream:
             for event in batch:
                 yield event
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for _, data in self.events():
-            yield data
-
     async def aclose(self) -> None:
         self._response.close()
 
