@@ -1,4 +1,4 @@
-"""A fresh SQLite database with the gateway's tables, per test."""
+"""Shared fixtures: a fresh SQLite database with the gateway's tables, per test (`engine`, `sessionmaker`)."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
