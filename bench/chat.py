@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import sys
 from pathlib import Path
 
@@ -18,9 +17,8 @@ if __package__ in (None, ""):  # run as `python bench/chat.py`: make the `bench`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report  # noqa: E402
-from bench.drivers import choose_driver, driver_version  # noqa: E402
-from bench.measure import Settings, run_rounds  # noqa: E402
-from bench.procs import install_signal_handlers, placement  # noqa: E402
+from bench.procs import install_signal_handlers  # noqa: E402
+from bench.runner import Kind, run  # noqa: E402
 from bench.scenarios import SCENARIOS, Scenario, select  # noqa: E402
 from bench.targets import make_targets  # noqa: E402
 
@@ -74,37 +72,15 @@ def plan(args: argparse.Namespace) -> list[Scenario]:
     return [dataclasses.replace(s, duration_s=max(duration, 2 * s.upstream_delay_s + 1)) for s in scenarios]
 
 
+CHAT = Kind("chat", "Chat benchmark", "reference", report.judge, report.results_table)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     install_signal_handlers()
-    scenarios = plan(args)
     targets = make_targets([n.strip() for n in args.targets.split(",") if n.strip()], args.gateway_impl)
-    driver = choose_driver(args.driver)
-    upstream_cpu, target_cpu = placement(args.no_pin)
-    started = dt.datetime.now(dt.UTC)
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
     warmup = args.warmup if args.warmup is not None else (QUICK_WARMUP_S if args.quick else 3.0)
-    log_dir = args.results_dir / stamp
-    settings = Settings(driver, warmup, args.timeout, args.python, upstream_cpu, target_cpu, log_dir)
-    print(
-        f"driver: {driver_version(driver)}; cores: load {upstream_cpu}, target {target_cpu}", file=sys.stderr
-    )
-
-    runs = run_rounds(scenarios, targets, settings, max(1, args.rounds))
-    measurements = report.representative(runs)
-    verdicts = [report.judge(s, measurements) for s in scenarios]
-    meta = report.run_meta(started, driver, (upstream_cpu, target_cpu), targets, scenarios)
-    meta |= {"warmup_s": warmup, "rounds": max(1, args.rounds), "logs": str(log_dir)}
-    json_path = args.results_dir / f"chat-{stamp}.json"
-    report.write_json(json_path, meta, runs, measurements, verdicts)
-    print(f"\n## Chat benchmark, {meta['started']} ({meta['revision']}, {meta['driver']})\n")
-    print(report.results_table(scenarios, measurements))
-    print()
-    print(report.verdict_table(scenarios, verdicts))
-    for note in report.notes(scenarios, measurements, upstream_cpu, target_cpu):
-        print(f"\n- {note}")
-    print(f"\nJSON: {json_path}\nlogs: {log_dir}")
-    return 1 if any(v.passed is False for v in verdicts) else 0
+    return run(args, CHAT, plan(args), targets, warmup)
 
 
 if __name__ == "__main__":

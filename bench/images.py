@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import sys
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as `python bench/images.py`: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import images_report, report  # noqa: E402
-from bench.drivers import choose_driver, driver_version  # noqa: E402
-from bench.measure import Settings, run_rounds  # noqa: E402
+from bench import images_report  # noqa: E402
 from bench.png import make_png  # noqa: E402
-from bench.procs import install_signal_handlers, placement  # noqa: E402
+from bench.procs import install_signal_handlers  # noqa: E402
+from bench.runner import Kind, run  # noqa: E402
 from bench.scenarios import IMAGE_MODEL, IMAGE_SCENARIOS, Scenario, select  # noqa: E402
 from bench.targets import BaselineRehostTarget, GatewayTarget, Target  # noqa: E402
 from gateway.images.sniff import sniff  # noqa: E402
@@ -92,39 +90,24 @@ def check_png_generator(scenarios: list[Scenario]) -> None:
             raise SystemExit(f"bench/png.py made a bad {scenario.image_bytes}-byte PNG: {info}")
 
 
+IMAGES = Kind(
+    "images",
+    "Images re-hosting benchmark",
+    "baseline",
+    images_report.judge,
+    images_report.results_table,
+    images_report.storage_notes,
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     install_signal_handlers()
     scenarios = plan(args)
     check_png_generator(scenarios)
     targets = make_targets([n.strip() for n in args.targets.split(",") if n.strip()], args.gateway_impl)
-    driver = choose_driver(args.driver)
-    upstream_cpu, target_cpu = placement(args.no_pin)
-    started = dt.datetime.now(dt.UTC)
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
     warmup = args.warmup if args.warmup is not None else (QUICK_WARMUP_S if args.quick else WARMUP_S)
-    log_dir = args.results_dir / f"images-{stamp}"
-    settings = Settings(driver, warmup, args.timeout, args.python, upstream_cpu, target_cpu, log_dir)
-    print(
-        f"driver: {driver_version(driver)}; cores: load {upstream_cpu}, target {target_cpu}", file=sys.stderr
-    )
-
-    runs = run_rounds(scenarios, targets, settings, max(1, args.rounds))
-    measurements = report.representative(runs)
-    verdicts = [images_report.judge(s, measurements) for s in scenarios]
-    meta = report.run_meta(started, driver, (upstream_cpu, target_cpu), targets, scenarios)
-    meta |= {"warmup_s": warmup, "rounds": max(1, args.rounds), "logs": str(log_dir)}
-    json_path = args.results_dir / f"images-{stamp}.json"
-    report.write_json(json_path, meta, runs, measurements, verdicts)
-    print(f"\n## Images re-hosting benchmark, {meta['started']} ({meta['revision']}, {meta['driver']})\n")
-    print(images_report.results_table(scenarios, measurements))
-    print()
-    print(images_report.verdict_table(scenarios, verdicts))
-    notes = report.notes(scenarios, measurements, upstream_cpu, target_cpu)
-    for note in notes + images_report.storage_notes(scenarios, measurements):
-        print(f"\n- {note}")
-    print(f"\nJSON: {json_path}\nlogs: {log_dir}")
-    return 1 if any(v.passed is False for v in verdicts) else 0
+    return run(args, IMAGES, scenarios, targets, warmup)
 
 
 if __name__ == "__main__":

@@ -4,18 +4,10 @@ the gateway's peak RSS growth against the image bytes in flight, and the uploads
 from __future__ import annotations
 
 from bench.measure import Measurement
-from bench.report import Verdict, ratio
+from bench.report import Verdict, find, fmt, ratio
 from bench.scenarios import MIB, Scenario
 
 GATEWAY, BASELINE = "gateway", "baseline"
-
-
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
-
-
-def _find(measurements: list[Measurement], scenario: str, target: str) -> Measurement | None:
-    return next((m for m in measurements if m.scenario == scenario and m.target == target), None)
 
 
 def in_flight_mb(scenario: Scenario) -> float:
@@ -50,7 +42,7 @@ def storage_problem(scenario: Scenario, m: Measurement) -> str | None:
 
 
 def judge(scenario: Scenario, measurements: list[Measurement]) -> Verdict:
-    gw, base = _find(measurements, scenario.name, GATEWAY), _find(measurements, scenario.name, BASELINE)
+    gw, base = find(measurements, scenario.name, GATEWAY), find(measurements, scenario.name, BASELINE)
     r = ratio(gw, base)
 
     def verdict(passed: bool | None, reason: str) -> Verdict:
@@ -71,7 +63,7 @@ def judge(scenario: Scenario, measurements: list[Measurement]) -> Verdict:
         ok = growth is not None and growth < scenario.max_rss_growth
         passed &= ok
         sign = "<" if ok else ">="
-        reasons.append(f"RSS growth {_fmt(growth, 2)}x bytes in flight ({sign} {scenario.max_rss_growth}x)")
+        reasons.append(f"RSS growth {fmt(growth, 2)}x bytes in flight ({sign} {scenario.max_rss_growth}x)")
     if scenario.min_ratio is not None:
         if base is None or base.load is None or base.load.errors or r is None:
             reasons.append("no valid baseline measurement to compare req/s with")
@@ -94,21 +86,12 @@ def results_table(scenarios: list[Scenario], measurements: list[Measurement]) ->
                 rows.append(f"| {scenario.title} | {m.target} | failed |" + " - |" * 10)
                 continue
             rows.append(
-                f"| {scenario.title} | {m.target} | {_fmt(m.load.rps, 1)} | {_fmt(m.load.p50_ms)} | "
-                f"{_fmt(m.load.p99_ms)} | {m.load.errors} | {_fmt(m.cpu_ms_per_req, 2)} | "
-                f"{_fmt(m.idle_rss_mb)} | {_fmt(m.peak_rss_mb)} | {_fmt(rss_growth_mb(m))} | "
-                f"{_fmt(in_flight_mb(scenario), 0)} | {_fmt(growth_ratio(scenario, m), 2)}x | "
-                f"{_fmt(m.target_cpu_pct, 0)} |"
+                f"| {scenario.title} | {m.target} | {fmt(m.load.rps, 1)} | {fmt(m.load.p50_ms)} | "
+                f"{fmt(m.load.p99_ms)} | {m.load.errors} | {fmt(m.cpu_ms_per_req, 2)} | "
+                f"{fmt(m.idle_rss_mb)} | {fmt(m.peak_rss_mb)} | {fmt(rss_growth_mb(m))} | "
+                f"{fmt(in_flight_mb(scenario), 0)} | {fmt(growth_ratio(scenario, m), 2)}x | "
+                f"{fmt(m.target_cpu_pct, 0)} |"
             )
-    return "\n".join(rows)
-
-
-def verdict_table(scenarios: list[Scenario], verdicts: list[Verdict]) -> str:
-    rows = ["| scenario | gateway/baseline req/s | goal | verdict | detail |", "|---|---:|---|---|---|"]
-    titles = {s.name: s.title for s in scenarios}
-    for v in verdicts:
-        ratio_text = "-" if v.ratio is None else f"{v.ratio:.2f}x"
-        rows.append(f"| {titles[v.scenario]} | {ratio_text} | {v.goal} | **{v.label}** | {v.reason} |")
     return "\n".join(rows)
 
 

@@ -35,11 +35,11 @@ class Verdict:
         return {True: "PASS", False: "FAIL", None: "n/a"}[self.passed]
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
+def fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def _find(measurements: list[Measurement], scenario: str, target: str) -> Measurement | None:
+def find(measurements: list[Measurement], scenario: str, target: str) -> Measurement | None:
     return next((m for m in measurements if m.scenario == scenario and m.target == target), None)
 
 
@@ -62,7 +62,7 @@ def ratio(gateway: Measurement | None, reference: Measurement | None) -> float |
 
 
 def judge(scenario: Scenario, measurements: list[Measurement]) -> Verdict:
-    gw, ref = _find(measurements, scenario.name, "gateway"), _find(measurements, scenario.name, "reference")
+    gw, ref = find(measurements, scenario.name, "gateway"), find(measurements, scenario.name, "reference")
     r = ratio(gw, ref)
 
     def verdict(passed: bool | None, reason: str) -> Verdict:
@@ -94,15 +94,15 @@ def results_table(scenarios: list[Scenario], measurements: list[Measurement]) ->
                 rows.append(f"| {scenario.title} | {m.target} | failed | - | - | - | - | - | - |")
                 continue
             rows.append(
-                f"| {scenario.title} | {m.target} | {_fmt(m.load.rps, 0)} | {_fmt(m.load.p50_ms)} | "
-                f"{_fmt(m.load.p99_ms)} | {m.load.errors} | {_fmt(m.cpu_ms_per_req, 3)} | "
-                f"{_fmt(m.peak_rss_mb)} | {_fmt(m.target_cpu_pct, 0)} |"
+                f"| {scenario.title} | {m.target} | {fmt(m.load.rps, 0)} | {fmt(m.load.p50_ms)} | "
+                f"{fmt(m.load.p99_ms)} | {m.load.errors} | {fmt(m.cpu_ms_per_req, 3)} | "
+                f"{fmt(m.peak_rss_mb)} | {fmt(m.target_cpu_pct, 0)} |"
             )
     return "\n".join(rows)
 
 
-def verdict_table(scenarios: list[Scenario], verdicts: list[Verdict]) -> str:
-    rows = ["| scenario | gateway/reference req/s | goal | verdict | detail |", "|---|---:|---|---|---|"]
+def verdict_table(scenarios: list[Scenario], verdicts: list[Verdict], versus: str = "reference") -> str:
+    rows = [f"| scenario | gateway/{versus} req/s | goal | verdict | detail |", "|---|---:|---|---|---|"]
     titles = {s.name: s.title for s in scenarios}
     for v in verdicts:
         ratio_text = "-" if v.ratio is None else f"{v.ratio:.2f}x"
