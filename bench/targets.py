@@ -61,66 +61,59 @@ def child_env() -> dict[str, str]:
     return env
 
 
-class ReferenceTarget:
+class _ProxyTarget:
+    """A bench/ proxy script: it checks one key, forwards to the fake upstream, and does `extra_args`."""
+
+    script = ""
+    key = ""
+
+    def __init__(self, name: str, label: str) -> None:
+        self.name = name
+        self.label = label
+
+    def extra_args(self, ctx: StartContext) -> list[str]:
+        return []
+
+    def start(self, ctx: StartContext) -> Running:
+        port = free_port()
+        argv = [
+            ctx.python,
+            str(BENCH_DIR / self.script),
+            "--port",
+            str(port),
+            "--upstream",
+            ctx.upstream_base,
+        ]
+        argv += ["--key", self.key, "--upstream-key", UPSTREAM_KEY, *self.extra_args(ctx)]
+        log = ctx.log_dir / f"{self.name}.log"
+        proc = ctx.children.spawn(argv, log=log, cpu=ctx.cpu, env=child_env(), cwd=REPO_DIR)
+        base_url = f"http://127.0.0.1:{port}"
+        wait_until_ready(f"{base_url}/healthz", proc, log)
+        return Running(base_url=base_url, key=self.key, proc=proc)
+
+
+class ReferenceTarget(_ProxyTarget):
     """bench/reference_proxy.py: aiohttp, one key, forward, nothing else."""
 
+    script = "reference_proxy.py"
+    key = REFERENCE_KEY
+
     def __init__(self, name: str = "reference", label: str = "reference proxy (aiohttp)") -> None:
-        self.name = name
-        self.label = label
-
-    def start(self, ctx: StartContext) -> Running:
-        port = free_port()
-        argv = [
-            ctx.python,
-            str(BENCH_DIR / "reference_proxy.py"),
-            "--port",
-            str(port),
-            "--upstream",
-            ctx.upstream_base,
-            "--key",
-            REFERENCE_KEY,
-            "--upstream-key",
-            UPSTREAM_KEY,
-        ]
-        log = ctx.log_dir / f"{self.name}.log"
-        proc = ctx.children.spawn(argv, log=log, cpu=ctx.cpu, env=child_env(), cwd=REPO_DIR)
-        base_url = f"http://127.0.0.1:{port}"
-        wait_until_ready(f"{base_url}/healthz", proc, log)
-        return Running(base_url=base_url, key=REFERENCE_KEY, proc=proc)
+        super().__init__(name, label)
 
 
-class BaselineRehostTarget:
+class BaselineRehostTarget(_ProxyTarget):
     """bench/baseline_rehost.py: aiohttp, one key, forward, decode base64 once, boto3 upload, nothing else."""
 
-    def __init__(self, name: str = "baseline", label: str = "baseline re-hosting proxy (aiohttp + boto3)"):
-        self.name = name
-        self.label = label
+    script = "baseline_rehost.py"
+    key = BASELINE_KEY
 
-    def start(self, ctx: StartContext) -> Running:
-        port = free_port()
-        argv = [
-            ctx.python,
-            str(BENCH_DIR / "baseline_rehost.py"),
-            "--port",
-            str(port),
-            "--upstream",
-            ctx.upstream_base,
-            "--key",
-            BASELINE_KEY,
-            "--upstream-key",
-            UPSTREAM_KEY,
-            "--s3-endpoint",
-            ctx.services["s3"],
-            "--bucket",
-            S3_BUCKET,
-            "--public-base-url",
-            PUBLIC_BASE_URL,
-        ]
-        log = ctx.log_dir / f"{self.name}.log"
-        proc = ctx.children.spawn(argv, log=log, cpu=ctx.cpu, env=child_env(), cwd=REPO_DIR)
-        base_url = f"http://127.0.0.1:{port}"
-        wait_until_ready(f"{base_url}/healthz", proc, log)
-        return Running(base_url=base_url, key=BASELINE_KEY, proc=proc)
+    def __init__(self, name: str = "baseline", label: str = "baseline re-hosting proxy (aiohttp + boto3)"):
+        super().__init__(name, label)
+
+    def extra_args(self, ctx: StartContext) -> list[str]:
+        s3 = ctx.services["s3"]
+        return ["--s3-endpoint", s3, "--bucket", S3_BUCKET, "--public-base-url", PUBLIC_BASE_URL]
 
 
 GATEWAY_CONFIG = """\
