@@ -7,6 +7,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/venv
 COPY pyproject.toml README.md ./
+COPY migrations ./migrations
 COPY gateway ./gateway
 RUN /opt/venv/bin/pip install --no-cache-dir .
 
