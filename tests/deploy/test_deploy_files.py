@@ -47,7 +47,7 @@ def test_dockerfile_is_multi_stage_non_root_with_healthcheck() -> None:
     assert "COPY --from=build" in text
     assert "\nUSER 10001" in text and "HEALTHCHECK" in text and "/healthz" in text
     assert "GATEWAY_SERVER__WORKERS" in text
-    # gateway/migrations is a link to ../migrations: the build context needs both for the package to hold them.
+    # gateway/migrations links to ../migrations: the build context needs both.
     assert "COPY migrations ./migrations" in text and "COPY gateway ./gateway" in text
 
 
