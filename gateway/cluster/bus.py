@@ -32,6 +32,7 @@ log = logging.getLogger("gateway.cluster")
 QUEUE_SIZE = 1000
 MAX_BACKOFF_SECONDS = 10.0
 PING_EVERY_SECONDS = 15.0
+FLUSH_ON_CLOSE_SECONDS = 2.0
 
 
 class Bus:
@@ -60,7 +61,14 @@ class Bus:
             await asyncio.wait_for(self.subscribed.wait(), timeout)
         return self.subscribed.is_set()
 
+    async def flush(self, timeout: float) -> None:
+        """Wait until the events posted so far were published (or given up on)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout)
+
     async def close(self) -> None:
+        if self._tasks:
+            await self.flush(FLUSH_ON_CLOSE_SECONDS)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -95,8 +103,11 @@ class Bus:
     async def _publish_forever(self) -> None:
         while True:
             event = await self._queue.get()
-            if self._link.outage.usable():
-                await self.send(event)
+            # During a back-off, events wait in the (bounded) queue: a short blip loses none of them.
+            while (wait := self._link.outage.wait_seconds()) > 0:
+                await asyncio.sleep(wait)
+            await self.send(event)
+            self._queue.task_done()
 
     async def _subscribe_forever(self) -> None:
         backoff = 0.5

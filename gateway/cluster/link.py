@@ -46,6 +46,10 @@ class Outage:
         """False for a short while after a failure: callers go per process without trying."""
         return not self.down or self._clock() >= self._skip_until
 
+    def wait_seconds(self) -> float:
+        """How long until `usable()` turns true again (0 when it is)."""
+        return 0.0 if self.usable() else self._skip_until - self._clock()
+
     def failed(self, what: str, exc: BaseException) -> None:
         now = self._clock()
         self._skip_until = now + self._backoff
@@ -97,6 +101,7 @@ class RedisLink:
             socket_timeout=None,  # waiting for the next message is not a timeout
             socket_keepalive=True,
             retry=Retry(NoBackoff(), 0),
+            client_name=f"{self.prefix}bus",  # names the subscribers in CLIENT LIST
         )
         return client
 
