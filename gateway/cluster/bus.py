@@ -49,6 +49,7 @@ class Bus:
         self._queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
         self._tasks: list[asyncio.Task[None]] = []
         self.subscribed = asyncio.Event()  # set while the subscription is live (and caught up)
+        self._first_try = asyncio.Event()  # the first attempt to subscribe ended, either way
 
     def start(self) -> None:
         self._tasks = [
@@ -57,8 +58,9 @@ class Bus:
         ]
 
     async def wait_subscribed(self, timeout: float) -> bool:
+        """Wait for the first attempt to subscribe (not for a Redis that is down); True if it worked."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.subscribed.wait(), timeout)
+            await asyncio.wait_for(self._first_try.wait(), timeout)
         return self.subscribed.is_set()
 
     async def flush(self, timeout: float) -> None:
@@ -120,6 +122,7 @@ class Bus:
                 self._link.outage.failed("subscription", exc)
             except Exception:  # a bug must not end cluster sync for the life of the process
                 log.exception("cluster subscriber failed; reconnecting")
+            self._first_try.set()
             self.subscribed.clear()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
@@ -132,6 +135,7 @@ class Bus:
                 # Subscribed first, then read the hashes: nothing published in between is missed.
                 await self.catch_up()
                 self.subscribed.set()
+                self._first_try.set()
                 self._link.outage.ok()
                 log.info("cluster events subscribed")
                 idle = 0.0

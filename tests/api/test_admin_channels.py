@@ -18,6 +18,7 @@ from gateway.db import migrate
 from gateway.routing.policy import Decision
 from gateway.runtime import Runtime
 from gateway.settings import load_settings
+from tests.redis_support import DEAD_REDIS_URL
 
 ADMIN = {"Authorization": "Bearer adm"}
 SECRET_KEYS = ["sk-upstream-secret-one", "sk-upstream-secret-two"]
@@ -207,3 +208,28 @@ def test_reload_without_a_config_file(client: TestClient, monkeypatch: pytest.Mo
     monkeypatch.chdir(Path(__file__).parent)  # no config.yaml here
     resp = client.post("/admin/reload", headers=ADMIN)
     assert resp.status_code == 400 and "no config file" in resp.json()["error"]["message"]
+
+
+def test_with_redis_down_everything_works_per_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "config.yaml"
+    write(path, config(tmp_path / "gateway.db", redis={"url": DEAD_REDIS_URL, "timeout_seconds": 0.5}))
+    monkeypatch.setenv("GATEWAY_CONFIG", str(path))
+    settings = load_settings(path)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(migrate.upgrade, settings.database.url).result()
+    with caplog.at_level("WARNING", logger="gateway.cluster"), TestClient(create_app(settings)) as c:
+        resp = c.post(
+            "/admin/tokens", json={"name": "t", "rpm_limit": 2, "max_concurrency": 3}, headers=ADMIN
+        )
+        limited = resp.json()["key"]
+        assert [chat(c, limited).status_code for _ in range(3)] == [200, 200, 429]  # limited, per process
+        resp = c.post("/admin/tokens", json={"name": "free"}, headers=ADMIN)
+        key, token_id = resp.json()["key"], resp.json()["id"]
+        assert c.post("/admin/channels/mock-a/disable", headers=ADMIN).status_code == 200
+        assert chat(c, key).status_code == 503
+        assert c.delete(f"/admin/tokens/{token_id}", headers=ADMIN).status_code == 200
+        assert chat(c, key).status_code == 401
+    told = [r.getMessage() for r in caplog.records if "Redis unavailable" in r.getMessage()]
+    assert len(told) == 1  # once, not per request or per feature
