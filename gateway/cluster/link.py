@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -79,13 +79,15 @@ class RedisLink:
         self.url = settings.url
         self.prefix = settings.key_prefix
         self._timeout = settings.timeout_seconds
-        # No retries inside redis-py: a failed call falls back to per-process work at once.
-        self.pool = ConnectionPool.from_url(
+        # No retries inside redis-py: a failed call falls back to per-process work at once. A burst of
+        # requests waits for a free connection (up to the timeout) rather than failing as "too many".
+        self.pool = BlockingConnectionPool.from_url(
             self.url,
             socket_connect_timeout=self._timeout,
             socket_timeout=self._timeout,
             retry=Retry(NoBackoff(), 0),
             max_connections=256,
+            timeout=self._timeout,
         )
         self.client = Redis(connection_pool=self.pool)
         self.outage = outage or Outage()
