@@ -51,7 +51,18 @@ class DatabaseSettings(_Section):
 
 
 class RedisSettings(_Section):
-    url: str | None = None
+    url: str | None = None  # redis://[:password@]host:port/db; shares limits, cooldowns and broadcasts
+    key_prefix: str = "gateway:"  # every key and the pub/sub channel start with it
+    timeout_seconds: float = Field(1.0, gt=0)  # connect and command timeout; past it, per-process fallback
+
+    @field_validator("url")
+    @classmethod
+    def _redis_scheme(cls, v: str | None) -> str | None:
+        if not v:  # an empty GATEWAY_REDIS__URL means no Redis
+            return None
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
 
 
 class AdminSettings(_Section):

@@ -31,7 +31,7 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
     rid = request_id(request)
     endpoint = request.scope["path"]
     if req.stream:
-        events = pipeline.stream(rt, caller, req, request_id=rid, endpoint=endpoint)
+        events = await pipeline.stream(rt, caller, req, request_id=rid, endpoint=endpoint)
         return SSEResponse(events, rt.settings.server.sse_keepalive_seconds)
     result = await until_disconnect(
         request, pipeline.complete(rt, caller, req, request_id=rid, endpoint=endpoint)

@@ -61,7 +61,7 @@ async def with_failover(
             elapsed = int((time.perf_counter() - started) * 1000)
             attempts.append(Attempt(name, index, err.upstream_status or err.code or "error", elapsed))
             decision = classify(err, retry)
-            rt.health.failure(name, index, decision)
+            rt.health.failure(name, index, decision, elapsed)
             if decision.scope == "channel":
                 failed_channels.add(name)
             else:
@@ -70,8 +70,9 @@ async def with_failover(
             if not decision.retry:
                 raise
             continue
-        attempts.append(Attempt(name, index, 200, int((time.perf_counter() - started) * 1000)))
-        rt.health.success(name, index)
+        elapsed = int((time.perf_counter() - started) * 1000)
+        attempts.append(Attempt(name, index, 200, elapsed))
+        rt.health.success(name, index, elapsed)
         return result, target
     if last_error is not None:
         raise last_error

@@ -55,7 +55,7 @@ async def _rehost_choices(images: ChatImages, answer: JSONObject, key: str) -> N
 async def complete(
     rt: Runtime, caller: Caller, req: ChatRequest, *, request_id: str, endpoint: str
 ) -> JSONObject:
-    ledger = open_ledger(
+    ledger = await open_ledger(
         rt, caller, request_id=request_id, endpoint=endpoint, model=req.model, group=req.group,
         operation="chat", stream=False,
     )  # fmt: skip
@@ -80,7 +80,7 @@ async def complete(
     return result
 
 
-def stream(
+async def stream(
     rt: Runtime, caller: Caller, req: ChatRequest, *, request_id: str, endpoint: str
 ) -> AsyncGenerator[bytes, None]:
     """The SSE bytes of a streamed chat; refusals before routing raise here, at once.
@@ -90,7 +90,7 @@ def stream(
     was sent yet (keepalive comments commit the answer after one keepalive interval), else as an SSE
     error event.
     """
-    ledger = open_ledger(
+    ledger = await open_ledger(
         rt, caller, request_id=request_id, endpoint=endpoint, model=req.model, group=req.group,
         operation="chat", stream=True,
     )  # fmt: skip

@@ -32,11 +32,11 @@ def route(
     return group, channels
 
 
-def admit(rt: Runtime, caller: Caller) -> bool:
+async def admit(rt: Runtime, caller: Caller) -> bool:
     """Quota and rate limits; returns whether a concurrency slot must be released."""
     if caller.quota_micro_usd is not None and caller.used_micro_usd >= caller.quota_micro_usd:
         raise InsufficientQuota("You exceeded your current quota.")
-    return rt.limiter.acquire(caller)
+    return await rt.limiter.acquire(caller)
 
 
 @dataclass
@@ -72,7 +72,7 @@ class Ledger:
             self.rt.limiter.release(self.caller)
 
 
-def open_ledger(
+async def open_ledger(
     rt: Runtime,
     caller: Caller,
     *,
@@ -84,7 +84,7 @@ def open_ledger(
     stream: bool,
 ) -> Ledger:
     group, channels = route(rt, caller, model, group, operation)
-    holds_slot = admit(rt, caller)
+    holds_slot = await admit(rt, caller)
     record = UsageRecord(
         request_id=request_id,
         created_at=datetime.now(UTC),

@@ -164,7 +164,7 @@ def _record(ledger: Ledger, req: ImageRequest, target: Target, answer: JSONObjec
 async def generate(
     rt: Runtime, caller: Caller, req: ImageRequest, *, request_id: str, endpoint: str
 ) -> ImageResult:
-    ledger = open_ledger(
+    ledger = await open_ledger(
         rt, caller, request_id=request_id, endpoint=endpoint, model=req.model, group=req.group,
         operation=req.operation, stream=False,
     )  # fmt: skip
@@ -196,7 +196,7 @@ async def stream(
     rt: Runtime, caller: Caller, req: ImageRequest, *, request_id: str, endpoint: str
 ) -> AsyncGenerator[bytes, None]:
     """§4.5: the upstream's partial-image events pass through; the final `*.completed` event is billed."""
-    ledger = open_ledger(
+    ledger = await open_ledger(
         rt, caller, request_id=request_id, endpoint=endpoint, model=req.model, group=req.group,
         operation=req.operation, stream=True,
     )  # fmt: skip

@@ -1,4 +1,9 @@
-"""The map group → model → channels, built once from the config."""
+"""The map group → model → channels, built once from the config (and again, whole, on a reload).
+
+A Catalog never changes after it is built: a reload builds a new one and swaps the reference, so a
+request keeps the channels it was routed with. Channels switched off at run time are not this map's
+business: routing skips them through Health, which every node keeps in step.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ class Catalog:
         self._by_group_model: dict[tuple[str, str], list[ChannelSettings]] = {}
         self._models: dict[str, list[str]] = {}
         self._candidates: dict[tuple[str, str, Operation], list[ChannelSettings]] = {}
-        self._disabled: set[str] = set()  # channels switched off at run time
+        self._all = list(channels)
         for channel in channels:
             if not channel.enabled:
                 continue
@@ -28,25 +33,25 @@ class Catalog:
                         models.append(model)
 
     def candidates(self, group: str, model: str, operation: Operation) -> list[ChannelSettings]:
-        """Enabled channels serving the model to the group for the operation (cached: do not mutate)."""
+        """Channels enabled in the config serving the model to the group for the operation.
+
+        Cached: do not mutate.
+        """
         key = (group, model, operation)
         found = self._candidates.get(key)
         if found is None:
             found = [
-                ch
-                for ch in self._by_group_model.get((group, model), ())
-                if ch.name not in self._disabled and self._supports(ch, operation)
+                ch for ch in self._by_group_model.get((group, model), ()) if self._supports(ch, operation)
             ]
             self._candidates[key] = found
         return found
 
-    def set_enabled(self, channel: str, enabled: bool) -> None:
-        """Switch a channel on or off at run time."""
-        if enabled:
-            self._disabled.discard(channel)
-        else:
-            self._disabled.add(channel)
-        self._candidates.clear()
+    def channels(self) -> list[ChannelSettings]:
+        """Every configured channel, those with `enabled: false` included, in config order."""
+        return list(self._all)
+
+    def channel(self, name: str) -> ChannelSettings | None:
+        return next((ch for ch in self._all if ch.name == name), None)
 
     def serves(self, group: str, model: str) -> bool:
         return (group, model) in self._by_group_model

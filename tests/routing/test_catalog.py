@@ -49,12 +49,14 @@ def test_supports_filter() -> None:
     assert catalog.serves("economy", "img")
 
 
-def test_channels_switched_off_at_run_time() -> None:
+def test_every_configured_channel_is_listed_and_found_by_name() -> None:
     catalog = Catalog(CHANNELS, chat_only_for_b)
-    catalog.set_enabled("a", False)
-    assert names(catalog.candidates("default", "img", "chat")) == ["b"]
-    catalog.set_enabled("a", True)
-    assert names(catalog.candidates("default", "img", "chat")) == ["a", "b"]
+    assert names(catalog.channels()) == ["a", "b", "c", "off"]  # the disabled one too, for the admin API
+    off = catalog.channel("off")
+    assert off is not None and not off.enabled
+    assert catalog.channel("nope") is None
+    catalog.channels().clear()  # a copy
+    assert len(catalog.channels()) == 4
 
 
 def test_serves() -> None:

@@ -97,7 +97,7 @@ async def patch_token(token_id: str, request: Request, rt: RuntimeDep, _: AdminD
             raise _not_found(token_id)
         if patch.add_quota_usd is not None:
             await repo.add_quota(session, token_id, manage.usd_to_micro(patch.add_quota_usd))
-    rt.auth.invalidate(token_id)
+    await rt.forget_token(token_id)
     async with rt.sessionmaker() as session:
         token = await repo.get_token(session, token_id)
     if token is None:
@@ -109,7 +109,7 @@ async def patch_token(token_id: str, request: Request, rt: RuntimeDep, _: AdminD
 async def delete_token(token_id: str, rt: RuntimeDep, _: AdminDep) -> Response:
     async with rt.sessionmaker() as session, session.begin():
         deleted = await repo.delete_token(session, token_id)
-    rt.auth.invalidate(token_id)
+    await rt.forget_token(token_id)
     if not deleted:
         raise _not_found(token_id)
     return _json({"id": token_id, "object": "token", "deleted": True})
@@ -121,7 +121,7 @@ async def rotate_token(token_id: str, rt: RuntimeDep, _: AdminDep) -> Response:
         key = await manage.rotate(session, token_id)
         token = await repo.get_token(session, token_id) if key else None
         view = manage.token_view(token) if token else None
-    rt.auth.invalidate(token_id)
+    await rt.forget_token(token_id)
     if key is None or view is None:
         raise _not_found(token_id)
     return _json({**view, "key": key})
