@@ -303,7 +303,8 @@ class FakeGemini:
 
     async def _wait_for_peers(self, request: web.Request) -> bool:
         deadline = time.monotonic() + 5
-        while self.in_flight < self.hold_until_in_flight and time.monotonic() < deadline:
+        # Once that many were in flight together, every one of them may go on.
+        while self.max_in_flight < self.hold_until_in_flight and time.monotonic() < deadline:
             if request.transport is None or request.transport.is_closing():
                 return False
             await asyncio.sleep(0.01)
