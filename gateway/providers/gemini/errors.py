@@ -40,7 +40,7 @@ def _key_invalid(details: list[Any]) -> bool:
     return any(isinstance(d, dict) and d.get("reason") == "API_KEY_INVALID" for d in details)
 
 
-def _error_object(raw: bytes) -> dict[str, Any]:
+def error_object(raw: bytes) -> dict[str, Any]:
     try:
         body = orjson.loads(raw) if raw else None
     except orjson.JSONDecodeError:
@@ -55,7 +55,7 @@ def gemini_error(
     status: int, raw: bytes, headers: Mapping[str, str], channel: ChannelSettings
 ) -> UpstreamError:
     """The UpstreamError for an HTTP error answer of a Gemini channel."""
-    err = _error_object(raw)
+    err = error_object(raw)
     reason = str(err.get("status") or f"HTTP {status}")
     message = sanitize(str(err.get("message") or f"upstream answered HTTP {status}"), channel)
     raw_details = err.get("details")

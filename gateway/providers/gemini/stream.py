@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import aiohttp
 
 from gateway.domain import DecodedImage, Target
-from gateway.providers.gemini.errors import interrupted
+from gateway.errors import UpstreamError
+from gateway.providers.gemini.errors import error_object, gemini_error, interrupted
 from gateway.providers.gemini.response import (
     FinishReason,
     Frame,
@@ -109,7 +110,7 @@ class GeminiStream:
         for _, data in events:
             if not data.strip() or data == b"[DONE]":
                 continue
-            frame = load(data, self._target.channel, whole=False)
+            frame = self._frame(data)
             self.response_id = self.response_id or frame.response_id
             if frame.usage is not None:
                 self._usage = frame.usage
@@ -120,6 +121,21 @@ class GeminiStream:
                     self._finished = True
                 deltas.append(delta)
         return deltas
+
+    def _frame(self, data: bytes) -> Frame:
+        """One frame; an `error` frame is mapped like an error answer, anything unreadable ends the stream."""
+        try:
+            return load(data, self._target.channel, whole=False)
+        except UpstreamError as err:
+            if err.code != "bad_upstream_response":
+                raise
+            error = error_object(data)
+            if error:
+                status = error.get("code")
+                raise gemini_error(
+                    status if isinstance(status, int) else 500, data, {}, self._target.channel
+                ) from None
+            raise interrupted(self._target.channel) from None
 
     async def deltas(self) -> AsyncIterator[list[Delta]]:
         try:

@@ -15,6 +15,7 @@ from gateway.providers.gemini.adapter import GeminiProvider
 from gateway.providers.mock import render_png
 from gateway.settings import ChannelSettings
 from tests.fakes.gemini_upstream import KEY, FakeGemini
+from tests.fakes.gemini_wire import check_answer, check_request
 
 PNG = render_png("input image", 8)
 
@@ -54,9 +55,15 @@ def resolver() -> Resolver:
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeGemini]:
+    """The fake Gemini API; after each test, everything it received and answered is checked against
+    Google's own types, so a misspelt field fails the test that sent or answered it."""
     server = await FakeGemini().start()
     yield server
     await server.stop()
+    for call in server.calls:
+        check_request(call.body)
+    for body in server.answered:
+        check_answer(body)
 
 
 @pytest.fixture

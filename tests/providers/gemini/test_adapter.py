@@ -25,7 +25,9 @@ def chat_body(model: str = "gemini-2.5-flash-image", **extra: object) -> dict[st
     return {"model": model, "messages": [{"role": "user", "content": "a cat in the grass"}], **extra}
 
 
-async def test_the_key_goes_in_the_header_and_never_in_the_url(provider: GeminiProvider, fake: FakeGemini) -> None:
+async def test_the_key_goes_in_the_header_and_never_in_the_url(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
     await provider.chat(target_for(fake), chat_body())
     (call,) = fake.calls
     assert (call.model, call.method) == ("gemini-2.5-flash-image", "generateContent")
@@ -56,13 +58,17 @@ async def test_typed_answers_keep_the_thought_signature_and_drop_draft_images(
     provider: GeminiProvider, fake: FakeGemini
 ) -> None:
     fake.will(fixture("thinking_image_answer.json"))
-    request = GenerateRequest("gemini-3-pro-image-preview", {"contents": [{"role": "user", "parts": [{"text": "x"}]}]})
+    request = GenerateRequest(
+        "gemini-3-pro-image-preview", {"contents": [{"role": "user", "parts": [{"text": "x"}]}]}
+    )
     (answer,) = await provider.generate(target_for(fake), request)
     assert len(answer.images) == 1 and answer.images[0].thought_signature is not None
     assert answer.reasoning and answer.usage.thoughts == 206
 
 
-def image_call(body: dict[str, object], *, decode: bool = True, operation: str = "images.generate") -> ImageCall:
+def image_call(
+    body: dict[str, object], *, decode: bool = True, operation: str = "images.generate"
+) -> ImageCall:
     return ImageCall(operation, {"model": "gemini-2.5-flash-image", **body}, decode_images=decode)  # type: ignore[arg-type]
 
 
@@ -83,7 +89,9 @@ async def test_image_size_reaches_the_upstream_only_for_listed_models_in_capital
 ) -> None:
     sized = {"image_size_models": ["gemini-3-pro-image-preview"]}
     body = {"prompt": "a pig", "size": "1792x1024", "image_size": "4k"}
-    await provider.images(target_for(fake, **sized), image_call({**body, "model": "gemini-3-pro-image-preview"}))
+    await provider.images(
+        target_for(fake, **sized), image_call({**body, "model": "gemini-3-pro-image-preview"})
+    )
     await provider.images(target_for(fake, **sized), image_call(body))
     assert [c.config["imageConfig"] for c in fake.calls] == [
         {"aspectRatio": "16:9", "imageSize": "4K"},
@@ -109,8 +117,12 @@ async def test_a_blocked_prompt_is_a_400_in_chat(provider: GeminiProvider, fake:
     assert (err.value.status, err.value.code) == (400, "content_policy_violation")
 
 
-async def test_n_calls_run_concurrently_and_all_images_come_back(provider: GeminiProvider, fake: FakeGemini) -> None:
-    fake.hold_until_in_flight = 3  # each call waits until three are in flight: a sequential loop would not get there
+async def test_n_calls_run_concurrently_and_all_images_come_back(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
+    fake.hold_until_in_flight = (
+        3  # each call waits until three are in flight: a sequential loop would not get there
+    )
     answer = await provider.images(target_for(fake), image_call({"prompt": "a pig", "n": 3}))
     assert fake.max_in_flight == 3 and len(fake.calls) == 3
     assert sorted(item["b64_json"].data for item in answer["data"]) == sorted(fake.produced)
@@ -139,7 +151,9 @@ async def test_n_results_come_back_in_call_order_whatever_order_they_finish_in(
     assert [a.images[0].data for a in answers] == [b"0", b"1", b"2"]
 
 
-async def test_calls_that_failed_are_left_out_when_others_delivered(provider: GeminiProvider, fake: FakeGemini) -> None:
+async def test_calls_that_failed_are_left_out_when_others_delivered(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
     fake.will(Reply.error("error_503_unavailable.json"), image_answer(render_png("ok", 8), text=None))
     answer = await provider.images(target_for(fake), image_call({"prompt": "a pig", "n": 2}))
     assert [item["b64_json"].data for item in answer["data"]] == [render_png("ok", 8)]
@@ -177,7 +191,9 @@ async def test_a_200_that_is_not_an_answer_fails_over(provider: GeminiProvider, 
 async def test_a_streamed_images_request_gets_one_completed_event_per_image(
     provider: GeminiProvider, fake: FakeGemini
 ) -> None:
-    stream = await provider.open_images_stream(target_for(fake), image_call({"prompt": "a", "n": 2}, decode=False))
+    stream = await provider.open_images_stream(
+        target_for(fake), image_call({"prompt": "a", "n": 2}, decode=False)
+    )
     events = [event async for event in stream.events()]
     assert [name for name, _ in events] == [b"image_generation.completed"] * 2
     last = orjson.loads(events[-1][1])

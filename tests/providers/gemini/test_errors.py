@@ -24,18 +24,32 @@ def error(name: str, status: int, headers: dict[str, str] | None = None):  # typ
 
 def test_resource_exhausted_cools_the_key_for_googles_retry_delay() -> None:
     err = error("error_429_resource_exhausted.json", 429)
-    assert (err.status, err.code, err.upstream_status, err.retry_after) == (429, "rate_limit_exceeded", 429, 46.0)
+    assert (err.status, err.code, err.upstream_status, err.retry_after) == (
+        429,
+        "rate_limit_exceeded",
+        429,
+        46.0,
+    )
     assert "https://" not in err.message and "[url]" in err.message
     decision = classify(err, RETRY)
-    assert (decision.retry, decision.scope, decision.health, decision.cooldown_seconds) == (True, "key", "cooldown", 46.0)
+    assert (decision.retry, decision.scope, decision.health, decision.cooldown_seconds) == (
+        True,
+        "key",
+        "cooldown",
+        46.0,
+    )
 
 
 def test_resource_exhausted_without_retry_info_uses_retry_after() -> None:
-    err = gemini_error(429, b'{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED"}}', {"Retry-After": "7"}, CHANNEL)
+    err = gemini_error(
+        429, b'{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED"}}', {"Retry-After": "7"}, CHANNEL
+    )
     assert err.retry_after == 7.0
 
 
-@pytest.mark.parametrize(("name", "status"), [("error_503_unavailable.json", 503), ("error_500_internal.json", 500)])
+@pytest.mark.parametrize(
+    ("name", "status"), [("error_503_unavailable.json", 503), ("error_500_internal.json", 500)]
+)
 def test_unavailable_and_internal_fail_over_to_another_channel(name: str, status: int) -> None:
     err = error(name, status)
     assert (err.status, err.upstream_status) == (502, status)
@@ -62,7 +76,9 @@ def test_invalid_argument_is_the_clients_400_with_the_upstream_message() -> None
     ("name", "status"),
     [("error_400_api_key_invalid.json", 400), ("error_403_permission_denied.json", 403)],
 )
-def test_an_invalid_or_refused_key_is_disabled_and_the_client_gets_upstream_auth_failed(name: str, status: int) -> None:
+def test_an_invalid_or_refused_key_is_disabled_and_the_client_gets_upstream_auth_failed(
+    name: str, status: int
+) -> None:
     err = error(name, status)
     assert (err.status, err.code) == (502, "upstream_auth_failed")
     assert err.code != "invalid_api_key"  # the client's own token was fine
@@ -83,8 +99,13 @@ def test_failed_precondition_and_not_found_fail_over() -> None:
 
 
 def test_keys_and_urls_never_reach_the_message() -> None:
-    raw = ('{"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "bad key ' + KEY
-           + ' and AIzaOtherKey123456 at https://generativelanguage.googleapis.com/v1beta/x?key=' + KEY + '"}}').encode()  # fmt: skip
+    raw = (
+        '{"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "bad key '
+        + KEY
+        + " and AIzaOtherKey123456 at https://generativelanguage.googleapis.com/v1beta/x?key="
+        + KEY
+        + '"}}'
+    ).encode()
     message = gemini_error(400, raw, {}, CHANNEL).message
     assert KEY not in message and "AIzaOtherKey123456" not in message and "googleapis" not in message
 

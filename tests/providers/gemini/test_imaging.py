@@ -47,7 +47,9 @@ def test_any_size_gets_the_nearest_supported_ratio(size: str, ratio: str) -> Non
     assert imaging.aspect_ratio(size, "size") == ratio
 
 
-@pytest.mark.parametrize(("value", "ratio"), [("4:3", "4:3"), (" 21:9 ", "21:9"), ("1:8", "1:8"), ("16:09", "16:9")])
+@pytest.mark.parametrize(
+    ("value", "ratio"), [("4:3", "4:3"), (" 21:9 ", "21:9"), ("1:8", "1:8"), ("16:09", "16:9")]
+)
 def test_a_literal_ratio_is_sent_as_is(value: str, ratio: str) -> None:
     assert imaging.aspect_ratio(value, "size") == ratio
 
@@ -79,7 +81,9 @@ def test_a_size_that_is_neither_is_a_400_naming_the_field(value: str) -> None:
         ({"image_config": {"image_size": "4k"}}, "4K"),
     ],
 )
-def test_image_size_from_the_field_else_size_else_quality_in_capitals(body: dict[str, Any], size: str) -> None:
+def test_image_size_from_the_field_else_size_else_quality_in_capitals(
+    body: dict[str, Any], size: str
+) -> None:
     assert imaging.image_config(body, SIZED, PRO, images_api=True)["imageSize"] == size
 
 
@@ -92,7 +96,8 @@ def test_image_size_is_sent_only_for_the_listed_models() -> None:
 
 def test_a_model_matches_by_client_name_or_upstream_name() -> None:
     mapped = channel(
-        image_size_models=["gemini-3-pro-image-preview"], model_map={"nano-banana-pro": "gemini-3-pro-image-preview"}
+        image_size_models=["gemini-3-pro-image-preview"],
+        model_map={"nano-banana-pro": "gemini-3-pro-image-preview"},
     )
     names = imaging.names(mapped, "nano-banana-pro")
     assert names.upstream == "gemini-3-pro-image-preview"
@@ -111,7 +116,10 @@ def test_a_model_matches_by_client_name_or_upstream_name() -> None:
     ],
 )
 def test_every_spelling_of_image_config_is_read(body: dict[str, Any]) -> None:
-    assert imaging.image_config(body, SIZED, PRO, images_api=False) == {"aspectRatio": "16:9", "imageSize": "4K"}
+    assert imaging.image_config(body, SIZED, PRO, images_api=False) == {
+        "aspectRatio": "16:9",
+        "imageSize": "4K",
+    }
 
 
 def test_chat_takes_no_size_or_quality() -> None:
@@ -135,8 +143,12 @@ def test_chat_modalities_of_an_image_model(body: dict[str, Any], modalities: lis
 def test_a_text_model_gets_images_only_when_asked() -> None:
     text = imaging.ModelNames("gemini-2.5-flash", "gemini-2.5-flash")
     assert imaging.response_modalities({}, channel(), text, images_api=False) is None
-    assert imaging.response_modalities({"image_generation": True}, channel(), text, images_api=False) == ["IMAGE"]
-    assert imaging.response_modalities({"modalities": ["image", "text"]}, channel(), text, images_api=False) == [
+    assert imaging.response_modalities({"image_generation": True}, channel(), text, images_api=False) == [
+        "IMAGE"
+    ]
+    assert imaging.response_modalities(
+        {"modalities": ["image", "text"]}, channel(), text, images_api=False
+    ) == [
         "TEXT",
         "IMAGE",
     ]

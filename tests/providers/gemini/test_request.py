@@ -24,8 +24,12 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-async def chat(body: dict[str, Any], resolver: Resolver | None = None, model: str = "gemini-2.5-flash-image",
-               **settings: Any) -> dict[str, Any]:  # fmt: skip
+async def chat(
+    body: dict[str, Any],
+    resolver: Resolver | None = None,
+    model: str = "gemini-2.5-flash-image",
+    **settings: Any,
+) -> dict[str, Any]:
     request = await chat_request(
         {"model": model, **body}, channel=channel(**settings), model=model, resolve=resolver or Resolver()
     )
@@ -82,10 +86,16 @@ async def test_an_image_that_cannot_be_resolved_is_the_resolvers_400() -> None:
 
 async def test_generation_config_from_the_openai_fields() -> None:
     body = await chat(
-        {"messages": [{"role": "user", "content": "hi"}], "temperature": 0.2, "top_p": 0.9, "max_tokens": 50,
-         "stop": "END", "seed": 7},
+        {
+            "messages": [{"role": "user", "content": "hi"}],
+            "temperature": 0.2,
+            "top_p": 0.9,
+            "max_tokens": 50,
+            "stop": "END",
+            "seed": 7,
+        },
         model="gemini-2.5-flash",
-    )  # fmt: skip
+    )
     assert body["generationConfig"] == {
         "temperature": 0.2,
         "topP": 0.9,
@@ -93,8 +103,10 @@ async def test_generation_config_from_the_openai_fields() -> None:
         "stopSequences": ["END"],
         "seed": 7,
     }
-    body = await chat({"messages": [{"role": "user", "content": "hi"}], "stop": ["a", "b"],
-                       "max_completion_tokens": 9}, model="gemini-2.5-flash")  # fmt: skip
+    body = await chat(
+        {"messages": [{"role": "user", "content": "hi"}], "stop": ["a", "b"], "max_completion_tokens": 9},
+        model="gemini-2.5-flash",
+    )
     assert body["generationConfig"] == {"maxOutputTokens": 9, "stopSequences": ["a", "b"]}
 
 
@@ -105,11 +117,14 @@ async def test_a_text_model_gets_no_generation_config_when_there_is_nothing_to_s
 
 async def test_an_image_model_answers_text_and_images_with_its_image_config() -> None:
     body = await chat(
-        {"messages": [{"role": "user", "content": "a cat"}], "extra_unknown": 1,
-         "google": {"image_config": {"aspect_ratio": "16:9", "image_size": "4k"}}},
+        {
+            "messages": [{"role": "user", "content": "a cat"}],
+            "extra_unknown": 1,
+            "google": {"image_config": {"aspect_ratio": "16:9", "image_size": "4k"}},
+        },
         model="gemini-3-pro-image-preview",
         image_size_models=["gemini-3-pro-image-preview"],
-    )  # fmt: skip
+    )
     assert body["generationConfig"] == {
         "responseModalities": ["TEXT", "IMAGE"],
         "imageConfig": {"aspectRatio": "16:9", "imageSize": "4K"},
@@ -138,13 +153,18 @@ async def test_chat_n_above_one_is_refused() -> None:
     ("messages", "param"),
     [
         ([{"role": "tool", "content": "x"}], "messages[0].role"),
-        ([{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}], "messages[0].content[0].type"),
-        ([{"role": "system", "content": [{"type": "image_url", "image_url": {"url": DATA_URL}}]}],
-         "messages[0].content[0]"),
+        (
+            [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}],
+            "messages[0].content[0].type",
+        ),
+        (
+            [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": DATA_URL}}]}],
+            "messages[0].content[0]",
+        ),
         ([{"role": "system", "content": "only a system prompt"}], "messages"),
         (["not an object"], "messages[0]"),
     ],
-)  # fmt: skip
+)
 async def test_messages_gemini_cannot_take_are_400s_naming_the_field(messages: list[Any], param: str) -> None:
     with pytest.raises(InvalidRequest) as err:
         await chat({"messages": messages})
@@ -158,10 +178,13 @@ async def test_images_of_earlier_answers_go_back_as_inline_data_with_their_thoug
     )
     messages = [
         {"role": "user", "content": "a cat"},
-        {"role": "assistant", "content": f"Here it is.\n\n![image]({OURS})\n\nAnd another: ![x]({THEIRS})",
-         "images": [{"type": "image_url", "image_url": {"url": OURS}}]},
+        {
+            "role": "assistant",
+            "content": f"Here it is.\n\n![image]({OURS})\n\nAnd another: ![x]({THEIRS})",
+            "images": [{"type": "image_url", "image_url": {"url": OURS}}],
+        },
         {"role": "user", "content": "make it blue"},
-    ]  # fmt: skip
+    ]
     body = await chat({"messages": messages}, resolver)
     assert body["contents"][1] == {
         "role": "model",
@@ -204,13 +227,20 @@ def test_hostile_markdown_is_scanned_in_linear_time() -> None:
     assert markdown_images(text) == []
 
 
-def call(body: dict[str, Any], files: tuple[ImagePart, ...] = (), operation: str = "images.generate") -> ImageCall:
+def call(
+    body: dict[str, Any], files: tuple[ImagePart, ...] = (), operation: str = "images.generate"
+) -> ImageCall:
     return ImageCall(operation, {"model": "gemini-2.5-flash-image", **body}, files)  # type: ignore[arg-type]
 
 
-async def images(body: dict[str, Any], resolver: Resolver | None = None, files: tuple[ImagePart, ...] = (),
-                 operation: str = "images.generate", model: str = "gemini-2.5-flash-image",
-                 **settings: Any) -> tuple[dict[str, Any], int]:  # fmt: skip
+async def images(
+    body: dict[str, Any],
+    resolver: Resolver | None = None,
+    files: tuple[ImagePart, ...] = (),
+    operation: str = "images.generate",
+    model: str = "gemini-2.5-flash-image",
+    **settings: Any,
+) -> tuple[dict[str, Any], int]:
     request = await images_request(
         call(body, files, operation), channel=channel(**settings), model=model, resolve=resolver or Resolver()
     )
@@ -253,9 +283,10 @@ def test_prompt_urls_stop_at_what_is_not_a_url() -> None:
 async def test_json_edits_send_every_image_before_the_prompt() -> None:
     resolver = Resolver({THEIRS: InputImage(JPEG, "image/jpeg")})
     body, _ = await images(
-        {"prompt": "merge", "images": [{"image_url": THEIRS}, {"image_url": DATA_URL}]}, resolver,
+        {"prompt": "merge", "images": [{"image_url": THEIRS}, {"image_url": DATA_URL}]},
+        resolver,
         operation="images.edit",
-    )  # fmt: skip
+    )
     assert body["contents"][0]["parts"] == [
         {"inlineData": {"mimeType": "image/jpeg", "data": b64(JPEG)}},
         {"inlineData": {"mimeType": "image/png", "data": b64(PNG)}},
@@ -264,7 +295,10 @@ async def test_json_edits_send_every_image_before_the_prompt() -> None:
 
 
 async def test_multipart_edits_send_their_files_with_the_sniffed_type() -> None:
-    files = (ImagePart("image[]", "a.jpg", JPEG, "image/jpeg"), ImagePart("image[]", "b.png", PNG, "image/png"))
+    files = (
+        ImagePart("image[]", "a.jpg", JPEG, "image/jpeg"),
+        ImagePart("image[]", "b.png", PNG, "image/png"),
+    )
     body, _ = await images({"prompt": "merge"}, files=files, operation="images.edit")
     assert [p.get("inlineData", {}).get("mimeType") for p in body["contents"][0]["parts"]] == [
         "image/jpeg",
@@ -283,7 +317,9 @@ async def test_multipart_edits_send_their_files_with_the_sniffed_type() -> None:
         ({"prompt": ""}, (), "prompt"),
     ],
 )
-async def test_edits_gemini_cannot_do_are_400s(body: dict[str, Any], files: tuple[ImagePart, ...], param: str) -> None:
+async def test_edits_gemini_cannot_do_are_400s(
+    body: dict[str, Any], files: tuple[ImagePart, ...], param: str
+) -> None:
     with pytest.raises(InvalidRequest) as err:
         await images(body, files=files, operation="images.edit")
     assert err.value.param == param
@@ -300,5 +336,7 @@ async def test_model_defaults_give_the_hd_model_its_4k_unless_the_client_chose()
     assert body["generationConfig"]["imageConfig"] == {"aspectRatio": "1:1", "imageSize": "4K"}
     body, _ = await images({"prompt": "a dog", "image_size": "1k"}, model=hd, **settings)
     assert body["generationConfig"]["imageConfig"] == {"imageSize": "1K"}
-    body, _ = await images({"prompt": "a dog", "size": "1024x1024"}, model="gemini-3-pro-image-preview", **settings)
+    body, _ = await images(
+        {"prompt": "a dog", "size": "1024x1024"}, model="gemini-3-pro-image-preview", **settings
+    )
     assert body["generationConfig"]["imageConfig"] == {"aspectRatio": "1:1", "imageSize": "1K"}

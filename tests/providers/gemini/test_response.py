@@ -42,7 +42,9 @@ def test_thought_text_is_reasoning_drafts_are_dropped_and_the_signature_stays_wi
     assert result.images == (DecodedImage(FIXTURE_PNG, mime="image/png", thought_signature=SIG),)
 
 
-def test_images_are_decoded_from_the_body_buffer_not_through_the_json_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_images_are_decoded_from_the_body_buffer_not_through_the_json_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     big = render_png("big", 256)
     raw = orjson.dumps(image_answer(big))
     parsed_sizes: list[int] = []
@@ -64,6 +66,9 @@ def test_a_data_key_outside_inline_data_is_read_as_sent() -> None:
     assert read(doc).images[0].data == FIXTURE_PNG
 
 
+BAD_IMAGE = orjson.dumps(
+    {"candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png", "data": "!!"}}]}}]}
+)
 FINISH = [
     ("STOP", "stop"),
     ("MAX_TOKENS", "length"),
@@ -89,7 +94,10 @@ def test_every_finish_reason(reason: str, mapped: str) -> None:
 def test_a_refused_image_is_content_filter_in_chat_with_the_reason(reason: str) -> None:
     result = read(refused(reason, "The image was filtered out."))
     assert result.finish_reason == "content_filter" and not result.images
-    assert result.refusal == f"The upstream stopped without a full answer ({reason}). The image was filtered out."
+    assert (
+        result.refusal
+        == f"The upstream stopped without a full answer ({reason}). The image was filtered out."
+    )
     shaped = chat_completion(result, model="nano-banana", image_urls=[])
     message = shaped["choices"][0]["message"]
     assert shaped["choices"][0]["finish_reason"] == "content_filter"
@@ -122,10 +130,9 @@ def test_a_blocked_prompt_is_a_400_content_policy_violation(reason: str) -> None
         (orjson.dumps(fixture("error_503_unavailable.json")), "an error object"),
         (b'{"candidates": []}', "no candidates"),
         (orjson.dumps(text_answer("")), "no text and no image"),
-        (b'{"candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png", "data": "!!"}}]}}]}',
-         "not base64"),
+        (BAD_IMAGE, "not base64"),
     ],
-)  # fmt: skip
+)
 def test_a_200_without_a_valid_answer_is_a_bad_upstream_response(raw: bytes, why: str) -> None:
     with pytest.raises(UpstreamError) as err:
         answer(load(raw, CHANNEL), CHANNEL)
@@ -154,10 +161,18 @@ def test_usage_of_a_thinking_image_answer_in_the_chat_shape() -> None:
 
 def test_usage_in_the_images_api_shape_with_image_input_and_cache() -> None:
     usage = GeminiUsage.read(
-        {"promptTokenCount": 300, "candidatesTokenCount": 1290, "totalTokenCount": 1590, "cachedContentTokenCount": 20,
-         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 42}, {"modality": "IMAGE", "tokenCount": 258}],
-         "candidatesTokensDetails": [{"modality": "IMAGE", "tokenCount": 1290}]}
-    )  # fmt: skip
+        {
+            "promptTokenCount": 300,
+            "candidatesTokenCount": 1290,
+            "totalTokenCount": 1590,
+            "cachedContentTokenCount": 20,
+            "promptTokensDetails": [
+                {"modality": "TEXT", "tokenCount": 42},
+                {"modality": "IMAGE", "tokenCount": 258},
+            ],
+            "candidatesTokensDetails": [{"modality": "IMAGE", "tokenCount": 1290}],
+        }
+    )
     assert usage is not None
     assert usage.images_usage() == {
         "input_tokens": 300,
@@ -191,7 +206,10 @@ def test_chat_completion_shape_with_images_and_reasoning() -> None:
     result = read(fixture("thinking_image_answer.json"))
     shaped = chat_completion(result, model="nano-banana-pro", image_urls=["https://cdn/x.png"])
     message = shaped["choices"][0]["message"]
-    assert message["content"] == "Here is the dish, plated under the Gemini constellation.\n\n![image](https://cdn/x.png)"
+    assert (
+        message["content"]
+        == "Here is the dish, plated under the Gemini constellation.\n\n![image](https://cdn/x.png)"
+    )
     assert message["images"] == [{"type": "image_url", "image_url": {"url": "https://cdn/x.png"}}]
     assert message["reasoning_content"].startswith("**Composing")
     assert shaped["model"] == "nano-banana-pro" and shaped["object"] == "chat.completion"
