@@ -8,7 +8,7 @@ import base64
 import orjson
 import pytest
 
-from gateway.domain import DecodedImage, ImageCall
+from gateway.domain import DecodedImage, ImageCall, InputImage
 from gateway.errors import UpstreamError
 from gateway.providers.gemini.adapter import GeminiProvider
 from gateway.providers.gemini.request import GenerateRequest
@@ -16,7 +16,7 @@ from gateway.providers.gemini.response import Answer
 from gateway.providers.gemini.usage import GeminiUsage
 from gateway.providers.mock import render_png
 from tests.fakes.gemini_upstream import KEY, FakeGemini, Reply, blocked, fixture, image_answer, refused
-from tests.providers.gemini.conftest import target_for
+from tests.providers.gemini.conftest import Resolver, target_for
 
 SIG = "c2lnbmF0dXJlLW9mLXRoZS1pbWFnZQ=="
 
@@ -198,3 +198,35 @@ async def test_a_streamed_images_request_gets_one_completed_event_per_image(
     assert [name for name, _ in events] == [b"image_generation.completed"] * 2
     last = orjson.loads(events[-1][1])
     assert "usage" in last and base64.b64decode(last["b64_json"]) in fake.produced
+
+
+async def test_a_call_without_image_among_n_is_left_out(provider: GeminiProvider, fake: FakeGemini) -> None:
+    fake.will(refused("NO_IMAGE"), image_answer(render_png("second", 8), text=None))
+    answer = await provider.images(target_for(fake), image_call({"prompt": "a pig", "n": 2}))
+    assert [item["b64_json"].data for item in answer["data"]] == [render_png("second", 8)]
+
+
+async def test_an_earlier_answers_image_goes_back_with_its_signature(
+    provider: GeminiProvider, fake: FakeGemini, resolver: Resolver
+) -> None:
+    ours = "https://cdn.example/2026/01/01/first.png"
+    resolver.images[ours] = InputImage(render_png("first", 8), "image/png", SIG)
+    body = chat_body(
+        messages=[
+            {"role": "user", "content": "a cat"},
+            {"role": "assistant", "content": f"![image]({ours})"},
+            {"role": "user", "content": "make it blue"},
+        ]
+    )
+    await provider.chat(target_for(fake), body)
+    sent = fake.calls[0].body["contents"]
+    assert [c["role"] for c in sent] == ["user", "model", "user"]
+    assert sent[1]["parts"] == [
+        {
+            "inlineData": {
+                "mimeType": "image/png",
+                "data": base64.b64encode(render_png("first", 8)).decode(),
+            },
+            "thoughtSignature": SIG,
+        }
+    ]

@@ -26,7 +26,9 @@ def gemini_example() -> str:
 
 def test_the_example_gemini_channel_validates() -> None:
     (raw,) = yaml.safe_load(gemini_example())
-    channel = ChannelSettings.model_validate(substitute_env(raw, {"GEMINI_KEY_1": "k1", "GEMINI_KEY_2": "k2"}))
+    channel = ChannelSettings.model_validate(
+        substitute_env(raw, {"GEMINI_KEY_1": "k1", "GEMINI_KEY_2": "k2"})
+    )
     assert channel.kind == "gemini"
     assert channel.model_defaults == {"gemini-2.5-flash-image-hd": {"image_size": "4K"}}
     assert channel.upstream_model("nano-banana") == "gemini-2.5-flash-image"
