@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from gateway.settings import ChannelSettings
 
@@ -76,9 +76,40 @@ class ImageCall:
 
 @dataclass(frozen=True, slots=True)
 class DecodedImage:
-    """The bytes of a `b64_json` image, decoded straight from the upstream's answer."""
+    """The bytes of an upstream image (`b64_json`, Gemini `inlineData`), decoded straight from its answer.
+
+    `mime` is what the upstream claimed (storage sniffs the bytes anyway). `thought_signature` is the
+    Gemini `thoughtSignature` that came with the image: kept with the stored image and sent back with it
+    when a later chat turn edits it (§3.4).
+    """
 
     data: bytes
+    mime: str | None = None
+    thought_signature: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InputImage:
+    """An input image resolved to bytes: a client's image, or one of this gateway's stored answers.
+
+    `mime` comes from the magic bytes. `thought_signature` is set only for an image this gateway
+    stored from a Gemini answer that carried one.
+    """
+
+    data: bytes
+    mime: str
+    thought_signature: str | None = None
+
+
+class ImageResolver(Protocol):
+    """Turns an image reference (https, http or `data:` URL) into bytes, or raises a 400-class error.
+
+    Injected into provider translations by the pipeline: it owns the SSRF-safe fetcher and knows which
+    URLs point at this gateway's own storage (those are read back, with their thought signature).
+    `what` names the reference for error messages (`messages[1].content[0].image_url`).
+    """
+
+    async def __call__(self, url: str, what: str) -> InputImage: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,9 +170,13 @@ class ChannelSettings(_Section):
     response_format: Literal["unsupported"] | None = None
     default_response_format: Literal["url", "b64_json"] | None = None
     edits_format: Literal["json", "multipart"] = "json"
-    image_models: list[str] | None = None
-    image_size_models: list[str] = []
-    prompt_image_urls: bool | None = None
+    image_models: list[str] | None = None  # gemini: models that answer images; default: names with "image"
+    image_size_models: list[str] = []  # gemini: models that take imageConfig.imageSize (1K/2K/4K)
+    # gemini: models that refuse responseModalities ["IMAGE"] alone and need ["TEXT", "IMAGE"]
+    image_text_models: list[str] = []
+    prompt_image_urls: bool | None = None  # image URLs inside an Images API prompt are input images
+    # request fields applied when the client did not send them, per client model name (§6.1)
+    model_defaults: dict[str, dict[str, Any]] = {}
     rehost_urls: bool = False
     mock: MockSettings = MockSettings()
 

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import aiohttp
 
-from gateway.domain import Operation
+from gateway.domain import ImageResolver, Operation
 from gateway.providers.base import Provider
+from gateway.providers.gemini.adapter import GeminiProvider, refuse_images
 from gateway.providers.mock import MockProvider
 from gateway.providers.openai.chat import OpenAIProvider
 from gateway.settings import ChannelSettings
 
 
 class ProviderRegistry:
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    """`resolve` turns client image references into bytes for providers that send images inline
+    (Gemini); the pipeline supplies it, since it owns the fetcher and the storage."""
+
+    def __init__(self, session: aiohttp.ClientSession, resolve: ImageResolver = refuse_images) -> None:
+        self.gemini = GeminiProvider(session, resolve)
         self._by_kind: dict[str, Provider] = {
             "openai": OpenAIProvider(session),
+            "gemini": self.gemini,
             "mock": MockProvider(),
         }
 

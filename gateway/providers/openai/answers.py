@@ -1,21 +1,17 @@
 """Reading a large Images API answer with as few copies as possible (§5.4).
 
-A 16 MB image is 21 MB of base64 inside the JSON. Parsing the whole document would hold the raw body,
-the parser's copy and the decoded string at once. Instead each `"b64_json": "…"` value is decoded
-straight from the body buffer, and only the small rest of the document goes through the JSON parser.
+Each `"b64_json": "…"` value is decoded straight from the body buffer (see providers/inline_images.py),
+and only the small rest of the document goes through the JSON parser.
 """
 
 from __future__ import annotations
 
-import binascii
-import re
 from typing import Any
 
 import orjson
 
 from gateway.domain import DecodedImage
-
-_B64_KEY = re.compile(rb'"b64_json"\s*:\s*"')
+from gateway.providers.inline_images import index_of, split_base64
 
 
 def split_images(raw: bytes | bytearray) -> tuple[bytes, list[bytes]] | None:
@@ -23,26 +19,7 @@ def split_images(raw: bytes | bytearray) -> tuple[bytes, list[bytes]] | None:
 
     None when a value holds a JSON escape or is not clean base64: then the caller parses as usual.
     """
-    parts: list[bytes] = []
-    images: list[bytes] = []
-    view = memoryview(raw)
-    pos = 0
-    while (match := _B64_KEY.search(raw, pos)) is not None:
-        start = match.end()
-        end = raw.find(b'"', start)
-        if end < 0 or raw.find(b"\\", start, end) >= 0:
-            return None
-        try:
-            images.append(binascii.a2b_base64(view[start:end], strict_mode=True))
-        except binascii.Error:
-            return None
-        parts += (bytes(view[pos:start]), str(len(images) - 1).encode())
-        pos = end
-    if not images:
-        return None
-    parts.append(bytes(view[pos:]))
-    view.release()
-    return b"".join(parts), images
+    return split_base64(raw, b"b64_json")
 
 
 def parse_images_answer(raw: bytes | bytearray) -> Any:
@@ -53,8 +30,12 @@ def parse_images_answer(raw: bytes | bytearray) -> Any:
     rest, images = split
     answer = orjson.loads(rest)
     data = answer.get("data") if isinstance(answer, dict) else None
+    found = 0
     for item in data if isinstance(data, list) else ():
-        index = item.get("b64_json") if isinstance(item, dict) else None
-        if isinstance(index, str) and index.isdigit() and int(index) < len(images):
-            item["b64_json"] = DecodedImage(images[int(index)])
+        index = index_of(item.get("b64_json"), len(images)) if isinstance(item, dict) else None
+        if index is not None:
+            item["b64_json"] = DecodedImage(images[index])
+            found += 1
+    if found != len(images):  # a `b64_json` key somewhere else: read the document as it is
+        return orjson.loads(raw)
     return answer

@@ -1,0 +1,1 @@
+"""Gemini channels (`kind: gemini`): Google's native `generateContent` API, for chat and images."""

@@ -1,0 +1,47 @@
+"""Base64 values split out of an answer buffer: only real object keys, only clean base64."""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+
+from gateway.providers.inline_images import index_of, split_base64
+from gateway.providers.mock import render_png
+from gateway.providers.openai.answers import parse_images_answer
+
+PNG = render_png("x", 8)
+B64 = base64.b64encode(PNG).decode()
+
+
+def test_values_of_the_key_are_decoded_and_replaced_by_their_index() -> None:
+    raw = orjson.dumps({"parts": [{"inlineData": {"mimeType": "image/png", "data": B64}}, {"data": B64}]})
+    split = split_base64(bytearray(raw), b"data")
+    assert split is not None
+    rest, images = split
+    assert images == [PNG, PNG]
+    parsed = orjson.loads(rest)
+    assert parsed["parts"][0]["inlineData"]["data"] == "0" and parsed["parts"][1]["data"] == "1"
+    assert index_of("1", 2) == 1 and index_of("2", 2) is None and index_of(1, 2) is None
+
+
+def test_a_key_spelled_inside_a_string_is_not_a_key() -> None:
+    # `"data": "…"` written inside a text value: its quotes are escaped, so it is not split out.
+    text = 'say "data": "' + B64 + '"'
+    raw = orjson.dumps({"text": text})
+    assert split_base64(raw, b"data") is None
+    # A key that merely ends in the name (`"\"data"`) is not the key either.
+    raw = orjson.dumps({'"data': B64})
+    assert split_base64(raw, b"data") is None
+
+
+def test_values_that_are_not_clean_base64_leave_the_document_to_the_parser() -> None:
+    assert split_base64(b'{"data": "not base64!"}', b"data") is None
+    assert split_base64(b'{"data": "YWJj\\/"}', b"data") is None  # a JSON escape inside
+
+
+def test_openai_answers_with_b64_json_outside_data_are_parsed_as_sent() -> None:
+    raw = orjson.dumps({"data": [{"b64_json": B64}], "extra": {"b64_json": B64}})
+    parsed = parse_images_answer(raw)
+    assert parsed["extra"]["b64_json"] == B64  # not an index: the whole body was parsed again
+    assert parsed["data"][0]["b64_json"] == B64
