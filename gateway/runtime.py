@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.auth.limits import Limiter
 from gateway.auth.tokens import TokenAuthenticator
+from gateway.billing.ledger import QuotaLedger
+from gateway.billing.pricing import PriceBook
 from gateway.billing.usage_writer import UsageWriter
 from gateway.db.session import create_engine, create_sessionmaker
 from gateway.images import fetch
@@ -41,6 +43,8 @@ class Runtime:
     usage: UsageWriter
     store: ObjectStore | None
     fetcher: fetch.ImageFetcher
+    prices: PriceBook
+    quota: QuotaLedger
     rng: random.Random = field(default_factory=random.Random)
 
     @classmethod
@@ -64,9 +68,12 @@ class Runtime:
             usage=usage,
             store=build_store(settings.storage, settings.public_base_url()),
             fetcher=fetch.from_settings(settings.limits, settings.security),
+            prices=PriceBook(settings.pricing, settings.groups),
+            quota=QuotaLedger(sessionmaker),
         )
 
     async def close(self) -> None:
+        await self.quota.drain()  # settlements submit their usage records: before the writer stops
         await self.usage.stop()
         await self.http.close()
         await self.fetcher.close()
