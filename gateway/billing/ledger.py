@@ -29,9 +29,7 @@ CAS_ROUNDS = 20  # compare-and-set rounds of a settlement that overflows the quo
 
 
 class QuotaLedger:
-    def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], max_retry_delay: float = 5.0
-    ) -> None:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], max_retry_delay: float = 5.0) -> None:
         self._sessionmaker = sessionmaker
         self._max_retry_delay = max_retry_delay
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -72,7 +72,9 @@ def request_facts(operation: Operation, body: JSONObject) -> RequestFacts:
     )
 
 
-def image_price(table: Mapping[str, Decimal | dict[str, Decimal]], size: str | None, quality: str | None) -> Decimal:
+def image_price(
+    table: Mapping[str, Decimal | dict[str, Decimal]], size: str | None, quality: str | None
+) -> Decimal:
     """`per_image`: the entry of the size (else `default`), then of the quality (else the entry's
     `default`, else its cheapest quality: the upstreams' default quality is their cheapest)."""
     entry = table.get(size.strip().lower()) if size else None
@@ -117,10 +119,16 @@ class PriceBook:
         if price.per_call is not None:
             return to_micro(price.per_call * facts.n * self.ratio(group))
         if price.per_image is not None:
-            return to_micro(image_price(price.per_image, facts.size, facts.quality) * facts.n * self.ratio(group))
+            return to_micro(
+                image_price(price.per_image, facts.size, facts.quality) * facts.n * self.ratio(group)
+            )
         tokens = _tokens_of(price)
         if facts.operation == "chat":
-            out = facts.max_output_tokens or price.estimate_output_tokens or self._pricing.estimate_output_tokens
+            out = (
+                facts.max_output_tokens
+                or price.estimate_output_tokens
+                or self._pricing.estimate_output_tokens
+            )
         else:
             out = facts.n * self._image_tokens(price, facts.quality)
         amount = tokens.text_input * facts.prompt_tokens + max(tokens.text_output, tokens.image_output) * out

@@ -7,7 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, Select, Table, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    RowMapping,
+    Select,
+    Table,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.base import Base
@@ -85,11 +97,7 @@ async def add_quota(session: AsyncSession, token_id: str, micro_usd: int) -> boo
     """Add to a token's quota in one statement; an unlimited (null) quota starts from zero, and a
     negative amount takes the quota down to zero at most."""
     added = func.coalesce(Token.quota_micro_usd, 0) + micro_usd
-    stmt = (
-        update(Token)
-        .where(Token.id == token_id)
-        .values(quota_micro_usd=case((added < 0, 0), else_=added))
-    )
+    stmt = update(Token).where(Token.id == token_id).values(quota_micro_usd=case((added < 0, 0), else_=added))
     result = await session.execute(stmt)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -132,9 +140,7 @@ async def refund_used(session: AsyncSession, token_id: str, micro_usd: int) -> N
 async def quota_state(session: AsyncSession, token_id: str) -> tuple[int | None, int] | None:
     """(quota, used) of a token, or None if it is gone."""
     row = (
-        await session.execute(
-            select(Token.quota_micro_usd, Token.used_micro_usd).where(Token.id == token_id)
-        )
+        await session.execute(select(Token.quota_micro_usd, Token.used_micro_usd).where(Token.id == token_id))
     ).first()
     return None if row is None else (row[0], row[1])
 
