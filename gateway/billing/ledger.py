@@ -56,6 +56,11 @@ class QuotaLedger:
             return None
         return self._spawn(self._settle(token_id, delta))
 
+    async def wait_idle(self) -> None:
+        """Wait until no reservation or settlement is running (tests, and orderly hand-overs)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait for running reservations and settlements (at shutdown); log what could not finish."""
         self._stopping = True
