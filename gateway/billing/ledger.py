@@ -87,7 +87,7 @@ class QuotaLedger:
         try:
             async with self._sessionmaker.begin() as session:
                 return await repo.charge_within_quota(session, token_id, micro_usd)
-        except SQLAlchemyError:
+        except (SQLAlchemyError, OSError):
             log.exception("reserving quota for token %s failed", token_id)
             raise ServiceUnavailable(
                 "The quota cannot be checked right now; try again shortly.", code="quota_unavailable"
@@ -98,7 +98,7 @@ class QuotaLedger:
         while True:
             try:
                 return await self._apply(token_id, delta)
-            except SQLAlchemyError:
+            except (SQLAlchemyError, OSError):
                 if self._stopping:
                     log.exception("settling %d micro-USD on token %s failed at shutdown", delta, token_id)
                     raise

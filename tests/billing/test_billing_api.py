@@ -298,3 +298,11 @@ def test_unpriced_reject_is_503_before_any_upstream_call(
     assert upstream[0].count() == before
     assert generate(reject_client, key, "img-call").status_code == 200
     assert [r["model"] for r in records(reject_client, token_id)] == ["img-call"]
+
+
+def test_streamed_chat_without_quota_is_a_plain_429(client: TestClient) -> None:
+    token_id, key = new_token(client, quota_usd=0)
+    body = {"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    resp = client.post("/v1/chat/completions", json=body, headers=bearer(key))
+    assert resp.status_code == 429 and error_code(resp) == "insufficient_quota"
+    assert records(client, token_id) == []

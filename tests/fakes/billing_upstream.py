@@ -7,11 +7,13 @@ The first path segment picks a behaviour:
 - `nousage`: like `ok` without a `usage` object.
 - `refuse`: HTTP 400 with OpenAI's safety refusal (`content_policy_violation`): no image.
 - `fail`: HTTP 500.
+- `gate`: like `ok`, but each call waits until `release()`; `wait_arrivals(n)` waits for n waiting calls.
 Every call is counted by behaviour.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import threading
 import time
@@ -37,10 +39,18 @@ REFUSAL = {
 @dataclass
 class FakeBillingUpstream:
     calls: Counter[str] = field(default_factory=Counter)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    gate: threading.Event = field(default_factory=threading.Event)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def wait_arrivals(self, n: int, timeout: float = 30) -> bool:
+        with self.arrived:
+            return self.arrived.wait_for(lambda: self.calls["gate"] >= n, timeout)
 
     def count(self, behaviour: str | None = None) -> int:
-        with self.lock:
+        with self.arrived:
             return sum(self.calls.values()) if behaviour is None else self.calls[behaviour]
 
     def app(self) -> web.Application:
@@ -50,8 +60,9 @@ class FakeBillingUpstream:
         return app
 
     def _failure(self, behaviour: str) -> web.Response | None:
-        with self.lock:
+        with self.arrived:
             self.calls[behaviour] += 1
+            self.arrived.notify_all()
         if behaviour == "refuse":
             return web.json_response(REFUSAL, status=400)
         if behaviour == "fail":
@@ -64,6 +75,8 @@ class FakeBillingUpstream:
         failure = self._failure(behaviour)
         if failure is not None:
             return failure
+        while behaviour == "gate" and not self.gate.is_set():
+            await asyncio.sleep(0.01)
         n = body.get("n") or 1
         delivered = max(n // 2, 1) if behaviour == "half" else n
         answer: dict[str, Any] = {
