@@ -178,6 +178,8 @@ class ModelPrice(_Section):
             return v
         if "default" not in v:
             raise ValueError("per_image needs a 'default' entry (the price of any other size)")
+        if any(isinstance(e, dict) and not e for e in v.values()):
+            raise ValueError("a per_image size needs a price, or at least one quality with a price")
         return {
             k.strip().lower(): {q.strip().lower(): p for q, p in e.items()} if isinstance(e, dict) else e
             for k, e in v.items()

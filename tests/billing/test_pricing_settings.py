@@ -67,6 +67,7 @@ def test_env_overlay_sets_unpriced(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         ({"m": {"per_call": 1, "per_image": {"default": 1}}}, "pricing.models.m", "exactly one"),
         ({"m": {}}, "pricing.models.m", "exactly one"),
         ({"m": {"per_image": {"1024x1024": 1}}}, "pricing.models.m.per_image", "'default'"),
+        ({"m": {"per_image": {"1024x1024": {}, "default": 1}}}, "pricing.models.m.per_image", "at least one"),
         (
             {"m": {"per_million_tokens": {"text_inpt": 1}}},
             "pricing.models.m.per_million_tokens.text_inpt",
