@@ -60,16 +60,21 @@ class QuotaLedger:
         """Wait until no reservation or settlement is running (tests, and orderly hand-overs)."""
         while self._tasks:
             await asyncio.wait(set(self._tasks))
+            await asyncio.sleep(0)  # let their done callbacks (a refund, a record) run
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait for running reservations and settlements (at shutdown); log what could not finish."""
         self._stopping = True
-        if self._tasks:
-            _, late = await asyncio.wait(set(self._tasks), timeout=timeout)
-            for task in late:
-                task.cancel()
-            if late:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._tasks:  # a finished reservation may start its refund: wait for that one too
+            left = deadline - asyncio.get_running_loop().time()
+            _, late = await asyncio.wait(set(self._tasks), timeout=max(left, 0))
+            if late and left <= 0:
+                for task in late:
+                    task.cancel()
                 log.error("%d quota settlement(s) not applied at shutdown", len(late))
+                return
+            await asyncio.sleep(0)  # let the done callbacks of the finished ones run
 
     # -- internals -------------------------------------------------------------------------------
 
