@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gateway import __version__
-from gateway.api import chat, files, health, images, models
+from gateway.api import chat, files, health, images, me, models
 from gateway.api import errors as api_errors
 from gateway.api.admin import channels as admin_channels
 from gateway.api.admin import tokens as admin_tokens
+from gateway.api.admin import usage as admin_usage
 from gateway.api.edge import Edge
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -41,6 +42,14 @@ def create_app(settings: Settings) -> Edge:
         openapi_url=None,
     )
     api_errors.install(app)
-    for router in (models.router, files.router, health.router, admin_tokens.router, admin_channels.router):
+    for router in (
+        models.router,
+        me.router,
+        files.router,
+        health.router,
+        admin_tokens.router,
+        admin_usage.router,
+        admin_channels.router,
+    ):
         app.include_router(router)
     return Edge(app, routes={**chat.ROUTES, **images.ROUTES})

@@ -157,6 +157,9 @@ class Usage:
         image_out = _int(cd.get("image_tokens"))
         reasoning = _int(cd.get("reasoning_tokens"))
         text_in = _int(pd["text_tokens"]) if "text_tokens" in pd else max(prompt - cached - image_in, 0)
+        if not cd and "output_tokens" in usage and "completion_tokens" not in usage:
+            # The Images API counts only image tokens as output and often sends no output details.
+            image_out = completion
         text_out = _int(cd["text_tokens"]) if "text_tokens" in cd else max(completion - image_out, 0)
         return cls(prompt, completion, total, text_in, cached, image_in, text_out, image_out, reasoning)
 
@@ -191,3 +194,4 @@ class UsageRecord:
     unit_price_micro_usd: int = 0
     cost_micro_usd: int = 0
     usage_estimated: bool = False
+    shortfall_micro_usd: int = 0  # cost the quota could not cover at settlement

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.auth.limits import Limiter, SharedLimits
 from gateway.auth.tokens import TokenAuthenticator
+from gateway.billing.ledger import QuotaLedger
+from gateway.billing.pricing import PriceBook
 from gateway.billing.usage_writer import UsageWriter
 from gateway.cluster.bus import Bus
 from gateway.cluster.events import ChannelSwitch, Event, ReloadRequested, TokenChanged
@@ -68,6 +70,8 @@ class Runtime:
     usage: UsageWriter
     store: ObjectStore | None
     fetcher: fetch.ImageFetcher
+    prices: PriceBook
+    quota: QuotaLedger
     rng: random.Random = field(default_factory=random.Random)
     link: RedisLink | None = None
     bus: Bus | None = None
@@ -96,6 +100,8 @@ class Runtime:
             store=build_store(settings.storage, settings.public_base_url()),
             fetcher=fetch.from_settings(settings.limits, settings.security),
             link=link,
+            prices=PriceBook(settings.pricing, settings.groups),
+            quota=QuotaLedger(sessionmaker),
         )
         rt.limiter.start()
         if link is not None:
@@ -134,6 +140,7 @@ class Runtime:
         for task in list(self._background):
             task.cancel()
         await self.limiter.close()
+        await self.quota.drain()  # settlements submit their usage records: before the writer stops
         await self.usage.stop()
         await self.http.close()
         await self.fetcher.close()
@@ -180,7 +187,8 @@ class Runtime:
         needs_restart = sorted(name for name, value in kept.items() if getattr(new, name) != value)
         merged = new.model_copy(update=kept)
         catalog = Catalog(merged.channels, self.providers.supports)
-        self.settings, self.catalog = merged, catalog  # one step: no request sees half of each
+        prices = PriceBook(merged.pricing, merged.groups)
+        self.settings, self.catalog, self.prices = merged, catalog, prices  # one step: no request sees half
         self.health.reloaded(merged.retry)
         log.warning("config reloaded from %s: %d channels", path, len(merged.channels))
         if needs_restart:

@@ -1,4 +1,4 @@
-"""GET /v1/models and GET /v1/me."""
+"""GET /v1/models (`GET /v1/me` is in `api/me.py`)."""
 
 from __future__ import annotations
 
@@ -22,19 +22,3 @@ async def list_models(rt: RuntimeDep, caller: CallerDep) -> Response:
     models = [m for m in rt.catalog.models(caller.group) if caller.may_use_model(m)]
     data = [{"id": m, "object": "model", "created": 0, "owned_by": "gateway"} for m in models]
     return _json({"object": "list", "data": data})
-
-
-@router.get("/v1/me")
-async def me(caller: CallerDep) -> Response:
-    quota = caller.quota_micro_usd
-    used = caller.used_micro_usd
-    return _json(
-        {
-            "name": caller.name,
-            "group": caller.group,
-            "quota_usd": None if quota is None else quota / 1_000_000,
-            "used_usd": used / 1_000_000,
-            "remaining_usd": None if quota is None else (quota - used) / 1_000_000,
-            "expires_at": caller.expires_at.isoformat() if caller.expires_at else None,
-        }
-    )

@@ -68,7 +68,7 @@ def _iso(value: datetime | None) -> str | None:
 
 def token_view(token: Token) -> dict[str, Any]:
     quota = token.quota_micro_usd
-    remaining = None if quota is None else quota - token.used_micro_usd
+    remaining = None if quota is None else max(quota - token.used_micro_usd, 0)  # never shown below zero
     return {
         "id": token.id,
         "object": "token",

@@ -71,4 +71,6 @@ class UsageRecordRow(Base):
     image_quality: Mapped[str | None] = mapped_column(String(32), nullable=True)
     unit_price_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The part of the cost the quota could not cover when settling (the quota went to exactly zero).
+    shortfall_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     usage_estimated: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    RowMapping,
+    Select,
+    Table,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.base import Base
@@ -81,11 +94,70 @@ async def update_token(session: AsyncSession, token_id: str, values: dict[str, A
 
 
 async def add_quota(session: AsyncSession, token_id: str, micro_usd: int) -> bool:
-    """Add to a token's quota in one statement; an unlimited (null) quota starts from zero."""
+    """Add to a token's quota in one statement; an unlimited (null) quota starts from zero, and a
+    negative amount takes the quota down to zero at most."""
+    added = func.coalesce(Token.quota_micro_usd, 0) + micro_usd
+    stmt = update(Token).where(Token.id == token_id).values(quota_micro_usd=case((added < 0, 0), else_=added))
+    result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# -- quota (§6.5): each function is one statement, run in its own short transaction by the ledger ------
+
+
+async def charge_within_quota(session: AsyncSession, token_id: str, micro_usd: int) -> bool:
+    """Add to `used` only if the quota covers it (or is unlimited): the atomic reservation. Concurrent
+    calls, on one node or many, can never take a token below zero: the condition is checked on the row
+    as it is at the update (PostgreSQL re-reads a row another transaction changed; SQLite has one writer)."""
+    stmt = (
+        update(Token)
+        .where(
+            Token.id == token_id,
+            or_(
+                Token.quota_micro_usd.is_(None),
+                Token.quota_micro_usd - Token.used_micro_usd >= micro_usd,
+            ),
+        )
+        .values(used_micro_usd=Token.used_micro_usd + micro_usd)
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def refund_used(session: AsyncSession, token_id: str, micro_usd: int) -> None:
+    """Take back part of `used` (never below zero)."""
+    less = Token.used_micro_usd - micro_usd
     stmt = (
         update(Token)
         .where(Token.id == token_id)
-        .values(quota_micro_usd=func.coalesce(Token.quota_micro_usd, 0) + micro_usd)
+        .values(used_micro_usd=case((less < 0, 0), else_=less))
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(stmt)
+
+
+async def quota_state(session: AsyncSession, token_id: str) -> tuple[int | None, int] | None:
+    """(quota, used) of a token, or None if it is gone."""
+    row = (
+        await session.execute(select(Token.quota_micro_usd, Token.used_micro_usd).where(Token.id == token_id))
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def charge_if_unchanged(
+    session: AsyncSession, token_id: str, seen_used: int, seen_quota: int, micro_usd: int
+) -> bool:
+    """Add to `used` only if `used` and the quota are still what the caller read (compare and set)."""
+    stmt = (
+        update(Token)
+        .where(
+            Token.id == token_id,
+            Token.used_micro_usd == seen_used,
+            Token.quota_micro_usd == seen_quota,
+        )
+        .values(used_micro_usd=Token.used_micro_usd + micro_usd)
+        .execution_options(synchronize_session=False)
     )
     result = await session.execute(stmt)
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -114,6 +186,83 @@ async def list_usage_records(
     if token_id is not None:
         stmt = stmt.where(UsageRecordRow.token_id == token_id)
     return (await session.execute(stmt)).scalars().all()
+
+
+# -- the usage API (§7) ------------------------------------------------------------------------------
+
+SUMMARY_GROUPS = ("model", "token", "group", "channel", "day")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageFilter:
+    """Filters of the usage endpoints; `since` is inclusive, `until` exclusive (both UTC)."""
+
+    token_id: str | None = None
+    model: str | None = None
+    group: str | None = None
+    channel: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _filtered(stmt: Select[Any], f: UsageFilter) -> Select[Any]:
+    c = USAGE_TABLE.c
+    for column, value in (
+        (c["token_id"], f.token_id),
+        (c["model"], f.model),
+        (c["group"], f.group),
+        (c["channel"], f.channel),
+        (c["status"], f.status),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if f.since is not None:
+        stmt = stmt.where(c["created_at"] >= f.since)
+    if f.until is not None:
+        stmt = stmt.where(c["created_at"] < f.until)
+    return stmt
+
+
+async def usage_records_page(
+    session: AsyncSession, f: UsageFilter, *, before_id: int | None, limit: int
+) -> Sequence[RowMapping]:
+    """Newest first, keyset-paged on the id: each page is one bounded query, however deep."""
+    stmt = _filtered(select(USAGE_TABLE), f).order_by(USAGE_TABLE.c["id"].desc()).limit(limit)
+    if before_id is not None:
+        stmt = stmt.where(USAGE_TABLE.c["id"] < before_id)
+    rows: Sequence[RowMapping] = (await session.execute(stmt)).mappings().all()
+    return rows
+
+
+async def usage_summary(session: AsyncSession, f: UsageFilter, group_by: str) -> Sequence[RowMapping]:
+    """Requests, images, tokens and cost per model, token, group, channel or UTC day."""
+    c = USAGE_TABLE.c
+    key: ColumnElement[Any]
+    if group_by == "day":
+        if session.get_bind().dialect.name == "postgresql":
+            key = func.to_char(func.timezone("UTC", c["created_at"]), "YYYY-MM-DD")
+        else:  # SQLite keeps UTC times as text: the date is its first ten characters
+            key = func.substr(c["created_at"], 1, 10)
+    else:
+        key = c["token_id" if group_by == "token" else group_by]
+    stmt = select(
+        key.label("key"),
+        func.count().label("requests"),
+        *(
+            func.coalesce(func.sum(c[name]), 0).label(name)
+            for name in (
+                "image_count",
+                "prompt_tokens",
+                "completion_tokens",
+                "total_tokens",
+                "cost_micro_usd",
+                "shortfall_micro_usd",
+            )
+        ),
+    )
+    stmt = _filtered(stmt, f).group_by(key).order_by(key)
+    return (await session.execute(stmt)).mappings().all()
 
 
 def _usage_row(r: UsageRecord) -> dict[str, Any]:
@@ -148,4 +297,5 @@ def _usage_row(r: UsageRecord) -> dict[str, Any]:
         "unit_price_micro_usd": r.unit_price_micro_usd,
         "cost_micro_usd": r.cost_micro_usd,
         "usage_estimated": r.usage_estimated,
+        "shortfall_micro_usd": r.shortfall_micro_usd,
     }

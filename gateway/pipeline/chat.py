@@ -57,9 +57,10 @@ async def complete(
 ) -> JSONObject:
     ledger = await open_ledger(
         rt, caller, request_id=request_id, endpoint=endpoint, model=req.model, group=req.group,
-        operation="chat", stream=False,
+        operation="chat", stream=False, body=req.body,
     )  # fmt: skip
     try:
+        await ledger.reserve()
         result, target = await with_failover(
             rt,
             ledger.channels,
@@ -76,7 +77,7 @@ async def complete(
     except BaseException as exc:
         ledger.close(exc)
         raise
-    ledger.close()
+    await ledger.done()
     return result
 
 
@@ -92,7 +93,7 @@ async def stream(
     """
     ledger = await open_ledger(
         rt, caller, request_id=request_id, endpoint=endpoint, model=req.model, group=req.group,
-        operation="chat", stream=True,
+        operation="chat", stream=True, body=req.body,
     )  # fmt: skip
 
     async def open_one(target: Target) -> ChatStream:
@@ -114,6 +115,7 @@ async def _relay(
     """Relay the events one upstream read at a time (one write to the client per read)."""
     upstream: ChatStream | None = None
     try:
+        await ledger.reserve()
         upstream, target = await open_upstream()
         images = _settle(rt, ledger, req, target)
         model_bytes: dict[str, bytes] = {}
@@ -134,7 +136,7 @@ async def _relay(
             if finished:
                 break
         yield DONE
-        ledger.close()
+        await ledger.done()
     except GatewayError as exc:
         ledger.close(exc)
         raise

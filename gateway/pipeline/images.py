@@ -166,10 +166,11 @@ async def generate(
 ) -> ImageResult:
     ledger = await open_ledger(
         rt, caller, request_id=request_id, endpoint=endpoint, model=req.model, group=req.group,
-        operation=req.operation, stream=False,
+        operation=req.operation, stream=False, body=req.body,
     )  # fmt: skip
     try:
         channels = _usable(rt, req, list(ledger.channels))
+        await ledger.reserve()
         inputs = _Inputs(rt, req)
         answer, target = await with_failover(
             rt, channels, ledger.record.attempts, lambda t: _call_upstream(rt, req, t, inputs)
@@ -188,7 +189,7 @@ async def generate(
     except BaseException as exc:
         ledger.close(exc)
         raise
-    ledger.close()
+    await ledger.done()
     return ImageResult(answer, warnings)
 
 
@@ -198,7 +199,7 @@ async def stream(
     """§4.5: the upstream's partial-image events pass through; the final `*.completed` event is billed."""
     ledger = await open_ledger(
         rt, caller, request_id=request_id, endpoint=endpoint, model=req.model, group=req.group,
-        operation=req.operation, stream=True,
+        operation=req.operation, stream=True, body=req.body,
     )  # fmt: skip
     inputs = _Inputs(rt, req)
 
@@ -209,6 +210,7 @@ async def stream(
         return await rt.providers.for_channel(target.channel).open_images_stream(target, call)
 
     try:
+        await ledger.reserve()
         upstream, target = await with_failover(rt, ledger.channels, ledger.record.attempts, open_one)
     except BaseException as exc:
         ledger.close(exc)
@@ -226,7 +228,7 @@ async def _relay(ledger: Ledger, upstream: EventStream) -> AsyncGenerator[bytes,
                 _count_completed(ledger, data)
             data = data.replace(b"\n", b"\ndata: ")  # multi-line data: one `data:` field per line (SSE)
             yield (b"event: " + event + b"\n" if event else b"") + b"data: " + data + b"\n\n"
-        ledger.close()
+        await ledger.done()
     except GatewayError as exc:
         ledger.close(exc)
         raise

@@ -73,8 +73,8 @@ def test_images_api_usage() -> None:
         text_input_tokens=50,
         cached_input_tokens=0,
         image_input_tokens=50,
-        text_output_tokens=4160,
-        image_output_tokens=0,
+        text_output_tokens=0,  # the Images API's output tokens are image tokens
+        image_output_tokens=4160,
         reasoning_tokens=0,
     )
 

@@ -71,6 +71,7 @@ USAGE_COLUMNS = {
     "unit_price_micro_usd",
     "cost_micro_usd",
     "usage_estimated",
+    "shortfall_micro_usd",
 }
 NULLABLE_TOKEN_COLUMNS = {
     "models",

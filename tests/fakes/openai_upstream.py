@@ -113,15 +113,16 @@ class FakeOpenAI:
                 if chunk.get("usage") is not None and not include_usage:
                     continue
                 chunk = {**chunk, "model": body["model"]}
+                if i == 0:  # logged before the write: the client may see the chunk before this thread resumes
+                    self.log("upstream_sent_first")
                 await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
                 if i == 0:
-                    self.log("upstream_sent_first")
                     if gated and not await self._gate(request):
                         self.log("upstream_saw_disconnect")
                         self.stream_closed.set()
                         return response
+            self.log("upstream_finished")  # before the write, for the same reason
             await response.write(b"data: [DONE]\n\n")
-            self.log("upstream_finished")
             await response.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):
             self.log("upstream_saw_disconnect")
