@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gateway import __version__
-from gateway.api import chat, files, health, images, models
+from gateway.api import chat, files, health, images, models, openapi
 from gateway.api import errors as api_errors
 from gateway.api.admin import tokens as admin_tokens
-from gateway.api.edge import Edge
+from gateway.api.edge import Edge, Endpoint
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 
@@ -31,6 +31,8 @@ def create_app(settings: Settings) -> Edge:
         finally:
             await runtime.close()
 
+    # FastAPI's own /openapi.json and /docs are off: openapi.install serves the full document (the hot
+    # routes included) from a cache, and a page that still lists the operations offline.
     app = FastAPI(
         title="gateway",
         version=__version__,
@@ -42,4 +44,6 @@ def create_app(settings: Settings) -> Edge:
     api_errors.install(app)
     for router in (models.router, files.router, health.router, admin_tokens.router):
         app.include_router(router)
-    return Edge(app, routes={**chat.ROUTES, **images.ROUTES})
+    hot: dict[str, Endpoint] = {**chat.ROUTES, **images.ROUTES}
+    openapi.install(app, hot_paths=hot)
+    return Edge(app, routes=hot)

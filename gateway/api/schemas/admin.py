@@ -1,4 +1,4 @@
-"""Admin API bodies for tokens."""
+"""Admin API token bodies: what the routes accept and (for the OpenAPI document) what they answer."""
 
 from __future__ import annotations
 
@@ -35,3 +35,41 @@ class TokenCreate(TokenFields):
 class TokenPatch(TokenFields):
     name: str | None = Field(None, min_length=1, max_length=200)
     add_quota_usd: Decimal | None = Field(None, ge=-MAX_USD, le=MAX_USD)
+
+
+class Token(BaseModel):
+    """A token as the admin API shows it (never its key, only a display prefix)."""
+
+    id: str
+    object: Literal["token"]
+    name: str
+    key_prefix: str
+    group: str
+    allowed_groups: list[str]
+    models: list[str] | None
+    quota_usd: float | None = Field(description="null: unlimited")
+    used_usd: float
+    remaining_usd: float | None
+    expires_at: str | None
+    status: Literal["active", "disabled"]
+    rpm_limit: int | None
+    max_concurrency: int | None
+    chat_image_field: str | None
+    created_at: str | None
+    last_used_at: str | None
+
+
+class TokenWithKey(Token):
+    key: str = Field(description="the full key: shown only in this answer")
+
+
+class TokenList(BaseModel):
+    object: Literal["list"]
+    data: list[Token]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
+
+
+class TokenDeleted(BaseModel):
+    id: str
+    object: Literal["token"]
+    deleted: Literal[True]
