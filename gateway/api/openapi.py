@@ -170,11 +170,30 @@ def _ok(op: Op, refs: Refs) -> dict[str, Any]:
     else:
         content = {media: {"schema": {"type": "string", "format": "binary"}} for media in op.ok_media}
     if op.stream is not None:
-        stream: dict[str, Any] = {"schema": {"type": "string", "description": op.stream}}
-        if op.stream_event is not None:
-            stream["x-event-schema"] = _ref(refs, op.stream_event)
-        content["text/event-stream"] = stream
+        content["text/event-stream"] = {"schema": _event_schema(op, refs)}
     return {"description": op.ok_description, "content": content}
+
+
+def _event_schema(op: Op, refs: Refs) -> dict[str, Any]:
+    """One server-sent event, as OpenAPI 3.1 describes a stream: its `data` is `[DONE]` or JSON (an
+    event of the stream, or a §2 error object)."""
+    payload = _ref(refs, op.stream_event) if op.stream_event is not None else {"type": "object"}
+    json_data = {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": {"anyOf": [payload, _ref(refs, ErrorResponse)]},
+    }
+    return {
+        "type": "object",
+        "description": op.stream,
+        "required": ["data"],
+        "properties": {
+            "event": {"type": "string"},
+            "data": {"anyOf": [{"const": "[DONE]"}, json_data]},
+            "id": {"type": "string"},
+            "retry": {"type": "integer"},
+        },
+    }
 
 
 def _error(auth: Auth, status: int, refs: Refs, model: type[BaseModel] = ErrorResponse) -> dict[str, Any]:

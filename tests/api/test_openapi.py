@@ -217,3 +217,36 @@ def test_readiness_failure_is_a_section_2_error_beside_the_checks(
     assert set(body["error"]) == {"message", "type", "param", "code"}
     assert body["error"]["code"] == "not_ready" and "database" in body["error"]["message"]
     assert is_valid(doc, "Readiness", body)
+
+
+def test_other_methods_on_a_documented_path_are_405_with_allow(
+    client: TestClient, doc: dict[str, Any]
+) -> None:
+    for path, item in doc["paths"].items():
+        url = path.replace("{key}", "2026/01/01/x.png").replace("{token_id}", "tok_x")
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            if method.lower() in item:
+                continue
+            resp = client.request(method, url)
+            assert resp.status_code == 405, (method, path, resp.text)
+            assert resp.json()["error"]["code"] == "method_not_allowed"
+            allowed = {m.strip() for m in resp.headers.get("allow", "").split(",")} - {"HEAD"}
+            assert allowed == {m.upper() for m in item}, (method, path, resp.headers)
+
+
+def test_a_post_that_reaches_the_router_is_answered_as_the_edge_answers_it(client: TestClient) -> None:
+    created = client.post("/admin/tokens", json={"name": "t"}, headers={"Authorization": "Bearer adm"})
+    auth = {"Authorization": f"Bearer {created.json()['key']}"}
+    edge: Any = client.app
+    direct = TestClient(edge.api)  # the router, without the Edge's fast lane in front
+    body = {"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]}
+    for c in (client, direct):
+        answer = c.post("/v1/chat/completions", json=body, headers=auth)
+        assert (
+            answer.status_code == 200
+            and answer.json()["choices"][0]["message"]["content"] == "Mock reply to: hi"
+        )
+        streamed = c.post("/v1/chat/completions", json={**body, "stream": True}, headers=auth)
+        assert streamed.status_code == 200 and streamed.text.endswith("data: [DONE]\n\n")
+        refused = c.post("/v1/images/generations", json={"model": "mock-image", "prompt": "p"})
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
