@@ -29,7 +29,7 @@ def validation_error(errors: Sequence[Any]) -> InvalidRequest:
     param = ".".join(loc) or None
     kind = str(first.get("type", "invalid"))
     code = "missing_required_parameter" if kind == "missing" else "invalid_value"
-    msg = str(first.get("msg", "Invalid request."))
+    msg = str(first.get("msg", "Invalid request.")).removeprefix("Value error, ")
     return InvalidRequest(f"Invalid value for '{param}': {msg}." if param else msg, code=code, param=param)
 
 

@@ -57,6 +57,16 @@ SECURITY: dict[Auth, list[dict[str, list[str]]]] = {
 _REF = "#/components/schemas/{model}"
 Refs = dict[Any, str]  # model -> its "$ref"
 _REQUEST_ID = {"x-request-id": {"$ref": "#/components/headers/RequestId"}}
+_PARAMETERS = {
+    "RequestId": {
+        "name": "x-request-id",
+        "in": "header",
+        "required": False,
+        "description": "Your own id for the request, echoed in the answer and kept on the usage record "
+        "(cut to 128 characters); without it the gateway makes one.",
+        "schema": {"type": "string"},
+    }
+}
 _HEADERS = {
     "RequestId": {
         "description": "The request's id: the client's own `x-request-id`, or a new one.",
@@ -93,7 +103,12 @@ def build(app: FastAPI, hot_paths: Iterable[str]) -> dict[str, Any]:
     for path, item in paths.items():
         for method, operation in item.items():
             _describe(operation, OPS.get((method, path)), path, refs)
-    doc["components"] = {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES, "headers": _HEADERS}
+    doc["components"] = {
+        "schemas": schemas,
+        "securitySchemes": SECURITY_SCHEMES,
+        "parameters": _PARAMETERS,
+        "headers": _HEADERS,
+    }
     return doc
 
 
@@ -123,6 +138,7 @@ def _describe(operation: dict[str, Any], op: Op | None, path: str, refs: Refs) -
     """Fill one operation in place from its row of the table."""
     for parameter in operation.get("parameters", []):
         parameter["schema"] = _not_null(parameter.get("schema", {}))
+    operation.setdefault("parameters", []).append({"$ref": "#/components/parameters/RequestId"})
     if op is None:
         # A route the table does not know (a test requires a row for each): what FastAPI says of it,
         # with auth and errors by its path.
