@@ -16,7 +16,6 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
-from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from gateway.api import openapi_page
@@ -242,12 +241,12 @@ class OpenAPIDocument:
             self._doc = build(self._app, self._hot_paths)
         return self._doc
 
-    async def json_endpoint(self, request: Request) -> Response:
+    async def json_endpoint(self) -> Response:
         if self._json is None:
             self._json = orjson.dumps(self.document())
         return Response(self._json, media_type="application/json")
 
-    async def docs_endpoint(self, request: Request) -> Response:
+    async def docs_endpoint(self) -> Response:
         if self._page is None:
             self._page = openapi_page.render(self.document(), "openapi.json").encode()
         return HTMLResponse(self._page)
