@@ -5,16 +5,17 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, cast
 
 from fastapi import FastAPI
 
 from gateway import __version__
-from gateway.api import chat, files, health, images, me, models
+from gateway.api import chat, files, health, images, me, models, openapi
 from gateway.api import errors as api_errors
 from gateway.api.admin import channels as admin_channels
 from gateway.api.admin import tokens as admin_tokens
 from gateway.api.admin import usage as admin_usage
-from gateway.api.edge import Edge
+from gateway.api.edge import Edge, Endpoint
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 
@@ -33,6 +34,8 @@ def create_app(settings: Settings) -> Edge:
         finally:
             await runtime.close()
 
+    # FastAPI's own /openapi.json and /docs are off: openapi.install serves the full document (the hot
+    # routes included) from a cache, and a page that still lists the operations offline.
     app = FastAPI(
         title="gateway",
         version=__version__,
@@ -52,4 +55,11 @@ def create_app(settings: Settings) -> Edge:
         admin_channels.router,
     ):
         app.include_router(router)
-    return Edge(app, routes={**chat.ROUTES, **images.ROUTES})
+    hot: dict[str, Endpoint] = {**chat.ROUTES, **images.ROUTES}
+    for path, endpoint in hot.items():
+        # The Edge answers these POSTs before the router sees them. The router knows them too, so another
+        # method gets 405 with `Allow: POST` (not 404), and a POST reaching it is answered the same way.
+        # (An SSEResponse is an ASGI answer like a Response: the router only calls it.)
+        app.router.add_route(path, cast(Any, endpoint), methods=["POST"], include_in_schema=False)
+    openapi.install(app, hot_paths=hot)
+    return Edge(app, routes=hot)

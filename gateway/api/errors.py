@@ -8,8 +8,10 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from gateway.errors import GatewayError, InvalidRequest
 
@@ -27,7 +29,7 @@ def validation_error(errors: Sequence[Any]) -> InvalidRequest:
     param = ".".join(loc) or None
     kind = str(first.get("type", "invalid"))
     code = "missing_required_parameter" if kind == "missing" else "invalid_value"
-    msg = str(first.get("msg", "Invalid request."))
+    msg = str(first.get("msg", "Invalid request.")).removeprefix("Value error, ")
     return InvalidRequest(f"Invalid value for '{param}': {msg}." if param else msg, code=code, param=param)
 
 
@@ -41,7 +43,18 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     return error_response(validation_error(exc.errors()))
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path. The router names only the first route that matched
+    the path, and the admin API serves one path with a route per method."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {
         404: ("not_found", "invalid_request_error"),
@@ -49,7 +62,12 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     }
     code, kind = codes.get(exc.status_code, ("http_error", "invalid_request_error"))
     message = "Unknown URL." if exc.status_code == 404 else str(exc.detail)
-    return error_response(GatewayError(message, status=exc.status_code, type=kind, code=code))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # a 405 says which methods are allowed (RFC 9110)
+        headers["Allow"] = _allowed_methods(request)
+    return error_response(
+        GatewayError(message, status=exc.status_code, type=kind, code=code, headers=headers)
+    )
 
 
 async def _crash(_: Request, exc: Exception) -> Response:

@@ -1,4 +1,7 @@
-"""GET /healthz (the process answers) and GET /readyz (the database and object storage answer)."""
+"""GET /healthz (the process answers) and GET /readyz (the database and object storage answer).
+
+A failed readiness answer is a 503 with the §2 error object and, beside it, the state of each check.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from gateway.api.deps import RuntimeDep
+from gateway.errors import ServiceUnavailable
 
 router = APIRouter()
 
@@ -32,6 +36,10 @@ async def readyz(rt: RuntimeDep) -> Response:
             checks["storage"] = "ok"
         except Exception as exc:  # readiness reports, it does not raise
             checks["storage"] = f"error: {type(exc).__name__}"
-    ok = all(v == "ok" for v in checks.values())
-    body = {"status": "ok" if ok else "unavailable", "checks": checks}
-    return Response(orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json")
+    failed = [f"{name} ({state})" for name, state in checks.items() if state != "ok"]
+    if not failed:
+        return Response(orjson.dumps({"status": "ok", "checks": checks}), media_type="application/json")
+    # A probe reads the status; a person or an OpenAI-style client reads the §2 error beside the checks.
+    error = ServiceUnavailable(f"Not ready: {', '.join(failed)}.", code="not_ready")
+    body = {**error.body(), "status": "unavailable", "checks": checks}
+    return Response(orjson.dumps(body), status_code=503, media_type="application/json")

@@ -31,9 +31,6 @@ def _not_found(token_id: str) -> NotFound:
 def _columns(rt: Runtime, fields: TokenFields) -> dict[str, Any]:
     """Translate the API fields that were set into table columns, checking groups exist."""
     values = fields.model_dump(exclude_unset=True, exclude={"add_quota_usd"})
-    for name in ("name", "group", "status"):
-        if name in values and values[name] is None:
-            raise InvalidRequest(f"'{name}' cannot be null.", code="invalid_value", param=name)
     checks = [("group", values.get("group"))] + [
         ("allowed_groups", g) for g in values.get("allowed_groups") or []
     ]

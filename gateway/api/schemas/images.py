@@ -45,3 +45,14 @@ class ImagesEditForm(ImagesGenerateRequest):
 
     n: int | None = Field(None, ge=1, le=10)
     stream: bool | None = None
+
+
+class ImagesEditMultipart(ImagesEditForm):
+    """A multipart edit as the OpenAPI document describes it: the image files and the scalar fields."""
+
+    image: list[bytes] = Field(
+        min_length=1,
+        max_length=16,
+        description="one part per image file (PNG, JPEG, WEBP or GIF); `image[]` and `image[N]` work too",
+    )
+    mask: bytes | None = Field(None, description="a PNG mask for the first image")
