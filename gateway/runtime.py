@@ -48,7 +48,7 @@ class Runtime:
         engine = create_engine(settings.database)
         sessionmaker = create_sessionmaker(engine)
         http = upstream_session()
-        providers = ProviderRegistry(http)
+        providers = ProviderRegistry(http, settings.limits.max_upstream_response_bytes)
         usage = UsageWriter(sessionmaker, settings.usage)
         usage.start()
         return cls(

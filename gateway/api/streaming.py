@@ -18,6 +18,9 @@ from gateway.api.errors import error_response
 from gateway.errors import GatewayError
 
 KEEPALIVE = b": keepalive\n\n"
+# An SSE `error` event: the OpenAI SDKs raise on it, and clients reading only `data:` lines see the
+# §2 error object in place of a chunk.
+ERROR_EVENT = b"event: error\ndata: "
 WATCH_AFTER_SECONDS = 0.5  # most calls end before: a timer is cheaper than a watcher task
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -88,7 +91,10 @@ class SSEResponse:
     """
 
     def __init__(
-        self, events: AsyncGenerator[bytes, None], keepalive_seconds: float, error_prefix: bytes = b"data: "
+        self,
+        events: AsyncGenerator[bytes, None],
+        keepalive_seconds: float,
+        error_prefix: bytes = ERROR_EVENT,
     ) -> None:
         self.events = events
         self.interval = keepalive_seconds

@@ -12,9 +12,9 @@ from gateway.settings import ChannelSettings
 
 
 class ProviderRegistry:
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, max_response_bytes: int) -> None:
         self._by_kind: dict[str, Provider] = {
-            "openai": OpenAIProvider(session),
+            "openai": OpenAIProvider(session, max_response_bytes),
             "mock": MockProvider(),
         }
 

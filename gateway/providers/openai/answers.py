@@ -1,4 +1,5 @@
-"""Reading a large Images API answer with as few copies as possible (§5.4).
+"""What an OpenAI-compatible answer must hold to be one (§2), and reading a large Images API answer with
+as few copies as possible (§5.4).
 
 A 16 MB image is 21 MB of base64 inside the JSON. Parsing the whole document would hold the raw body,
 the parser's copy and the decoded string at once. Instead each `"b64_json": "…"` value is decoded
@@ -13,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from gateway.domain import DecodedImage
+from gateway.domain import DecodedImage, JSONObject
 
 _B64_KEY = re.compile(rb'"b64_json"\s*:\s*"')
 
@@ -55,6 +56,36 @@ def parse_images_answer(raw: bytes | bytearray) -> Any:
     data = answer.get("data") if isinstance(answer, dict) else None
     for item in data if isinstance(data, list) else ():
         index = item.get("b64_json") if isinstance(item, dict) else None
-        if isinstance(index, str) and index.isdigit() and int(index) < len(images):
+        # isdecimal() on ASCII only: "²".isdigit() is true, and int("²") raises.
+        if isinstance(index, str) and index.isascii() and index.isdecimal() and int(index) < len(images):
             item["b64_json"] = DecodedImage(images[int(index)])
     return answer
+
+
+def chat_problem(answer: JSONObject) -> str | None:
+    """Why a chat completion is no answer, or None: it needs `choices`, each with a `message` object."""
+    choices = answer.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return "has no choices"
+    for choice in choices:
+        if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+            return "has a choice without a message object"
+    return None
+
+
+def images_problem(answer: JSONObject) -> str | None:
+    """Why an Images API answer is no answer, or None: `data` items must each hold an image or a URL."""
+    data = answer.get("data")
+    if not isinstance(data, list) or not data:
+        return "has no data"
+    for item in data:
+        if not isinstance(item, dict):
+            return "has a data item that is not an object"
+        image, url = item.get("b64_json"), item.get("url")
+        if not (isinstance(image, DecodedImage) or _text(image) or _text(url)):
+            return "has a data item with neither b64_json nor url"
+    return None
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
