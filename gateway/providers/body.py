@@ -12,9 +12,12 @@ import aiohttp
 from gateway.errors import UpstreamTooLarge
 
 _FIRST_BYTES = 64 * 1024
-# An announced length is trusted (allocated at once, so a large image is read with one copy) once the
-# bytes that arrived times this reach half of it: an upstream that lies earns at most this much.
-_TRUST_FACTOR = 8
+# Until the announced length is trusted, a buffer is at most this many times the bytes that arrived.
+_GROWTH = 8
+# The announced length is trusted (allocated at once, so a large image is read without another copy)
+# once a buffer of 1/_TRUST_AT of it would be needed: an intermediate buffer is then at most 1/8 of the
+# final one, and an upstream that lies gets at most _GROWTH * _TRUST_AT times what it sent allocated.
+_TRUST_AT = 8
 
 
 def too_large(channel: str, limit: int) -> UpstreamTooLarge:
@@ -41,34 +44,47 @@ async def read_body(response: aiohttp.ClientResponse, limit: int, channel: str) 
 
 
 async def _read_announced(response: aiohttp.ClientResponse, length: int) -> bytearray:
-    """Into a buffer of the announced size once enough has arrived; aiohttp never reads past it."""
-    buffer = bytearray(min(length, _FIRST_BYTES))
+    """Into a buffer of the announced size once enough has arrived; aiohttp never reads past it.
+
+    Writes go through a memoryview: a bytearray slice assignment would copy each chunk first.
+    """
+    buffer, view = _allocate(min(length, _FIRST_BYTES))
     filled = 0
     try:
         async for chunk in response.content.iter_any():
             end = filled + len(chunk)
             if end > len(buffer):
-                buffer = _moved(buffer, filled, _capacity(end, length))
-            buffer[filled:end] = chunk
+                if end > length:
+                    raise _OverLimit
+                buffer, view = _moved(view, filled, _capacity(end, length))
+            view[filled:end] = chunk
             filled = end
     except BaseException:
-        del buffer  # the traceback keeps this frame alive: not the buffer too
+        view.release()
+        del buffer, view  # the traceback keeps this frame alive: not the buffer too
         raise
+    view.release()
     if filled < len(buffer):
         del buffer[filled:]
     return buffer
 
 
+def _allocate(size: int) -> tuple[bytearray, memoryview]:
+    buffer = bytearray(size)
+    return buffer, memoryview(buffer)
+
+
 def _capacity(needed: int, length: int) -> int:
-    wanted = needed * _TRUST_FACTOR
-    return length if wanted * 2 >= length else wanted
+    wanted = needed * _GROWTH
+    return length if wanted * _TRUST_AT >= length else wanted
 
 
-def _moved(buffer: bytearray, filled: int, capacity: int) -> bytearray:
-    bigger = bytearray(capacity)
-    with memoryview(buffer) as view:
-        bigger[:filled] = view[:filled]
-    return bigger
+def _moved(view: memoryview, filled: int, capacity: int) -> tuple[bytearray, memoryview]:
+    """A bigger buffer holding the first `filled` bytes of `view`, which is released."""
+    buffer, bigger = _allocate(capacity)
+    bigger[:filled] = view[:filled]
+    view.release()
+    return buffer, bigger
 
 
 class _OverLimit(Exception):

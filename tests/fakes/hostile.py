@@ -193,8 +193,14 @@ async def _write(writer: asyncio.StreamWriter, answer: Scripted) -> None:
     async def send(data: bytes) -> None:
         if not data:
             return
-        writer.write(b"%x\r\n%s\r\n" % (len(data), data) if answer.chunked else data)
-        await writer.drain()
+        if answer.chunked:
+            writer.write(b"%x\r\n" % len(data))
+        with memoryview(data) as view:
+            for start in range(0, len(data), 65536):  # small writes: the fake buffers little itself
+                writer.write(view[start : start + 65536])
+                await writer.drain()
+        if answer.chunked:
+            writer.write(b"\r\n")
 
     for n, part in enumerate(answer.parts):
         if n and answer.drip:
