@@ -269,6 +269,34 @@ def test_a_chat_stream_cut_before_its_end_ends_with_an_error_event(
     assert (record["status"], record["error_code"]) == ("failed", "upstream_stream_interrupted")
 
 
+def test_an_error_the_upstream_sends_inside_a_chat_stream_ends_it_sanitized(
+    upstream: HostileUpstream, client: TestClient, auth: dict[str, str]
+) -> None:
+    error = {"error": {"message": "overloaded, see https://internal.example/s key sk-up-only-1234567"}}
+    stream = sse(CHAT_CHUNKS[1], done=False) + sse(error, CHAT_CHUNKS[2])
+    upstream.script("only", Scripted(content_type="text/event-stream", parts=[stream]))
+    resp = client.post(CHAT, json=chat("only-chat", stream=True), headers=auth)
+    events = sse_events(resp.content)
+    assert json.loads(events[0][1])["choices"][0]["delta"] == {"content": "Hello"}
+    err = stream_error(resp.content)
+    assert err["code"] == "bad_upstream_response" and "overloaded" in err["message"]
+    assert "internal.example" not in err["message"] and "sk-up-only" not in err["message"]
+    assert len(events) == 2  # nothing after the upstream's error
+
+
+def test_an_error_event_inside_an_images_stream_ends_it_sanitized(
+    upstream: HostileUpstream, client: TestClient, auth: dict[str, str]
+) -> None:
+    partial = b'event: image_generation.partial_image\ndata: {"type": "image_generation.partial_image"}\n\n'
+    error = (
+        b'event: error\ndata: {"type": "error", "error": {"message": "moderation at https://x.example"}}\n\n'
+    )
+    upstream.script("only", Scripted(content_type="text/event-stream", parts=[partial + error]))
+    resp = client.post(IMAGES, json=image("only-image", stream=True, partial_images=1), headers=auth)
+    err = stream_error(resp.content)
+    assert err["code"] == "bad_upstream_response" and "moderation at [url]" in err["message"]
+
+
 def test_a_chat_stream_with_a_finish_reason_but_no_done_is_complete(
     upstream: HostileUpstream, client: TestClient, auth: dict[str, str]
 ) -> None:

@@ -108,6 +108,21 @@ async def post(
     return checked(parsed, check, target.channel)
 
 
+_ERROR_OPENERS = (b'{"error"', b'{ "error"')
+
+
+def _stream_error(data: bytes, channel: ChannelSettings) -> UpstreamError | None:
+    """An error the upstream sent inside its stream, as §2 says it reaches the client: sanitized."""
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    message = error_message(body, channel)
+    if message is None or "choices" in body:
+        return None
+    return BadUpstreamResponse(f"channel {channel.name}: the upstream's stream sent an error: {message}")
+
+
 class OpenAIStream:
     """An opened SSE response; closing it closes the upstream connection."""
 
@@ -117,10 +132,20 @@ class OpenAIStream:
         self._max_event_bytes = max_event_bytes
 
     async def batches(self) -> AsyncIterator[list[SSEEvent]]:
+        """The events; an error event of the upstream ends the stream with its (sanitized) error."""
         failure: UpstreamError | None = None
         try:
             async for batch in iter_sse_batches(self._response.content.iter_any(), self._max_event_bytes):
-                yield batch
+                for n, (name, data) in enumerate(batch):
+                    if name == b"error" or data.startswith(_ERROR_OPENERS):
+                        failure = _stream_error(data, self._target.channel)
+                        if failure is not None:
+                            batch = batch[:n]
+                            break
+                if batch:
+                    yield batch
+                if failure is not None:
+                    break
         except (aiohttp.ClientError, TimeoutError) as exc:
             failure = transport_error(exc, self._target)
         finally:
