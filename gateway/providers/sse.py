@@ -17,7 +17,10 @@ def _value(line: bytes, prefix_len: int) -> bytes:
     return value[1:] if value.startswith(b" ") else value
 
 
-def _too_large(limit: int) -> UpstreamTooLarge:
+def _too_large(limit: int, pending: bytearray, data: list[bytes]) -> UpstreamTooLarge:
+    """The error; the buffers are emptied, as the error's traceback keeps the generator's frame."""
+    pending.clear()
+    data.clear()
     return UpstreamTooLarge(f"an event of the upstream's stream is larger than the limit of {limit} bytes")
 
 
@@ -51,7 +54,7 @@ async def iter_sse_batches(
         cut = chunk.rfind(b"\n")
         if cut < 0:
             if size + len(pending) + len(chunk) > max_event_bytes:
-                raise _too_large(max_event_bytes)
+                raise _too_large(max_event_bytes, pending, data)
             pending += chunk
             continue
         if pending:
@@ -71,11 +74,11 @@ async def iter_sse_batches(
                 data.append(_value(line, 5))
                 size += len(line)
                 if size > max_event_bytes:
-                    raise _too_large(max_event_bytes)
+                    raise _too_large(max_event_bytes, pending, data)
             elif line.startswith(b"event:"):
                 event = _value(line, 6)
         if size + len(pending) > max_event_bytes:
-            raise _too_large(max_event_bytes)
+            raise _too_large(max_event_bytes, pending, data)
         if batch:
             yield batch
     if pending.startswith(b"data:"):
