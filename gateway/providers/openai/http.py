@@ -87,6 +87,7 @@ async def post(
     parse: Callable[[bytes | bytearray], Any] = orjson.loads,
     check: Check | None = None,
 ) -> JSONObject:
+    """The upstream's 200 answer, parsed and checked; any other answer as the UpstreamError it means."""
     url = f"{target.channel.base_url}{path}"
     data, headers = _payload(body, target)
     failure: UpstreamError | None = None
