@@ -374,3 +374,13 @@ def test_upstream_401_403_fails_over_to_another_channel(
     resp = client.post(CHAT, json=chat(f"revoked-{status}"), headers=auth)
     assert resp.status_code == 200, resp.text
     assert calls_since(upstream, counts) == {f"r{status}": 1, "ok": 1}
+
+
+@pytest.mark.parametrize(("status", "code"), [(500, "upstream_http_500"), (200, "bad_upstream_response")])
+def test_a_long_answer_to_a_stream_request_that_is_no_stream_is_read_no_further(
+    upstream: HostileUpstream, client: TestClient, auth: dict[str, str], status: int, code: str
+) -> None:
+    """Only the start of it is read, whatever its length: the status still says what happened."""
+    long = Scripted(status=status, content_type="text/plain", length=None, fill=(b"x" * 65536, 48))
+    upstream.script("only", long)
+    error_of(client.post(CHAT, json=chat("only-chat", stream=True), headers=auth), 502, code)

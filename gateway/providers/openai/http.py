@@ -15,7 +15,7 @@ import aiohttp
 import orjson
 
 from gateway.domain import JSONObject, Target
-from gateway.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout
+from gateway.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamTooLarge
 from gateway.providers.body import read_body
 from gateway.providers.openai.errors import error_message, upstream_error
 from gateway.providers.sse import SSEEvent, iter_sse_batches
@@ -110,6 +110,7 @@ async def post(
 
 
 _ERROR_OPENERS = (b'{"error"', b'{ "error"')
+_NOT_A_STREAM_BYTES = 1024 * 1024
 
 
 def _stream_error(data: bytes, channel: ChannelSettings) -> UpstreamError | None:
@@ -190,10 +191,14 @@ async def open_stream(
 
 
 async def _not_a_stream(response: aiohttp.ClientResponse, target: Target, max_bytes: int) -> UpstreamError:
-    """The error for a stream request answered with an error status, or with a body that is no stream."""
+    """The error for a stream request answered with an error status, or with a body that is no stream.
+
+    Only the first MiB is read: enough for any error object, and what came instead of a stream may be long.
+    """
     try:
-        raw: bytes | bytearray = await read_body(response, max_bytes, target.channel.name)
-    except (aiohttp.ClientError, TimeoutError):
+        limit = min(max_bytes, _NOT_A_STREAM_BYTES)
+        raw: bytes | bytearray = await read_body(response, limit, target.channel.name)
+    except (aiohttp.ClientError, TimeoutError, UpstreamTooLarge):
         raw = b""
     finally:
         response.release()
