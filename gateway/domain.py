@@ -164,8 +164,14 @@ class Usage:
         return cls(prompt, completion, total, text_in, cached, image_in, text_out, image_out, reasoning)
 
 
+MAX_TOKENS = 10**12  # an upstream's count beyond this is nonsense, and would overflow a BIGINT sum
+
+
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """A token count from an untrusted answer: an int in 0..MAX_TOKENS, anything else 0."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return 0
+    return min(max(value, 0), MAX_TOKENS)
 
 
 @dataclass(slots=True)

@@ -151,5 +151,32 @@ class UpstreamTimeout(UpstreamError):
         self.sent = sent
 
 
+class BadUpstreamResponse(UpstreamError):
+    """The upstream answered 200 with something that is not an answer (§2): a 5xx of that channel."""
+
+    code = "bad_upstream_response"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True, scope="channel")
+
+
+class UpstreamTooLarge(UpstreamError):
+    """An upstream answer (or one event of a stream) over `limits.max_upstream_response_mb`."""
+
+    code = "upstream_response_too_large"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True, scope="channel")
+
+
+class UpstreamStreamInterrupted(UpstreamError):
+    """A stream that stopped before its end: sent to the client as an SSE error event, never `[DONE]`."""
+
+    code = "upstream_stream_interrupted"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, scope="channel")
+
+
 class ImageURLNotAvailable(InvalidRequest):
     code = "image_url_not_available"

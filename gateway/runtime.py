@@ -82,7 +82,7 @@ class Runtime:
         engine = create_engine(settings.database)
         sessionmaker = create_sessionmaker(engine)
         http = upstream_session()
-        providers = ProviderRegistry(http)
+        providers = ProviderRegistry(http, settings.limits.max_upstream_response_bytes)
         link = RedisLink(settings.redis) if settings.redis.url else None
         usage = UsageWriter(sessionmaker, settings.usage)
         usage.start()

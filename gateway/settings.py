@@ -109,10 +109,16 @@ class LimitsSettings(_Section):
     max_request_body_mb: float = Field(64, gt=0)
     max_image_download_mb: float = Field(32, gt=0)
     image_fetch_timeout_seconds: float = Field(20, gt=0)
+    # The most an upstream answer (a whole JSON answer, or one event of a stream) may hold.
+    max_upstream_response_mb: float = Field(128, gt=0)
 
     @property
     def max_request_body_bytes(self) -> int:
         return int(self.max_request_body_mb * 1024 * 1024)
+
+    @property
+    def max_upstream_response_bytes(self) -> int:
+        return int(self.max_upstream_response_mb * 1024 * 1024)
 
 
 class SecuritySettings(_Section):

@@ -8,6 +8,7 @@ tasks per response, which the benchmark showed costing more than the relay itsel
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator
 from types import TracebackType
 
@@ -17,7 +18,12 @@ from starlette.types import Receive, Scope, Send
 from gateway.api.errors import error_response
 from gateway.errors import GatewayError
 
+log = logging.getLogger("gateway.api")
+
 KEEPALIVE = b": keepalive\n\n"
+# An SSE `error` event: the OpenAI SDKs raise on it, and clients reading only `data:` lines see the
+# §2 error object in place of a chunk.
+ERROR_EVENT = b"event: error\ndata: "
 WATCH_AFTER_SECONDS = 0.5  # most calls end before: a timer is cheaper than a watcher task
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -88,7 +94,10 @@ class SSEResponse:
     """
 
     def __init__(
-        self, events: AsyncGenerator[bytes, None], keepalive_seconds: float, error_prefix: bytes = b"data: "
+        self,
+        events: AsyncGenerator[bytes, None],
+        keepalive_seconds: float,
+        error_prefix: bytes = ERROR_EVENT,
     ) -> None:
         self.events = events
         self.interval = keepalive_seconds
@@ -101,7 +110,10 @@ class SSEResponse:
             with DisconnectWatch(receive, delay=WATCH_AFTER_SECONDS):
                 async for chunk in self.events:
                     await out.write(chunk)
-        except GatewayError as exc:
+        except Exception as exc:
+            if not isinstance(exc, GatewayError):  # a bug: the stream still ends with an error event
+                log.exception("unhandled error in a stream on %s", scope.get("path"))
+                exc = GatewayError("The server had an error while processing your request.")
             if out.started:
                 await out.write(self.error_prefix + orjson.dumps(exc.body()) + b"\n\n")
             else:

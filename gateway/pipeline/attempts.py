@@ -66,14 +66,29 @@ async def with_failover(
                 failed_channels.add(name)
             else:
                 failed_keys.add((name, index))
-            last_error = err
             if not decision.retry:
                 raise
+            last_error = _detached(err)
             continue
         elapsed = int((time.perf_counter() - started) * 1000)
         attempts.append(Attempt(name, index, 200, elapsed))
         rt.health.success(name, index, elapsed)
         return result, target
-    if last_error is not None:
+    if last_error is None:
+        raise NoAvailableChannel("No channel can serve this request right now; try again later.")
+    try:
         raise last_error
-    raise NoAvailableChannel("No channel can serve this request right now; try again later.")
+    finally:
+        last_error = None  # else this frame and the raised error would hold each other (a cycle)
+
+
+def _detached(error: UpstreamError) -> UpstreamError:
+    """The error without its traceback and chain, to be kept while the next candidate is tried.
+
+    Their frames hold whatever the failed call held (a read buffer, the request body), and with
+    `gc.freeze()` and a high GC threshold (app.py) cycles through them live long.
+    """
+    error.__traceback__ = None
+    error.__context__ = None
+    error.__cause__ = None
+    return error

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import orjson
 
 from gateway.domain import Caller, JSONObject, Target, Usage
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, UpstreamStreamInterrupted
 from gateway.images.chat_images import ChatImages
 from gateway.pipeline.attempts import with_failover
 from gateway.pipeline.common import Ledger, open_ledger
@@ -112,19 +112,27 @@ async def _relay(
     req: ChatRequest,
     open_upstream: Callable[[], Awaitable[tuple[ChatStream, Target]]],
 ) -> AsyncGenerator[bytes, None]:
-    """Relay the events one upstream read at a time (one write to the client per read)."""
+    """Relay the events one upstream read at a time (one write to the client per read).
+
+    The stream is complete once the upstream sent `[DONE]` or a `finish_reason`; one that stops before
+    both ends with an `upstream_stream_interrupted` error event and no `[DONE]`, so the client cannot
+    take a cut answer for a whole one.
+    """
     upstream: ChatStream | None = None
     try:
         await ledger.reserve()
         upstream, target = await open_upstream()
         images = _settle(rt, ledger, req, target)
         model_bytes: dict[str, bytes] = {}
+        finished = done = False
         async for batch in upstream.batches():
-            outs, finished = [], False
+            outs = []
             for _, data in batch:
                 if data == b"[DONE]":
-                    finished = True
+                    done = True
                     break
+                if not finished:
+                    finished = _has_finish_reason(data)
                 if b"![" in data or b'"images"' in data:
                     data = await _rehost_chunk(data, ledger, images)
                 out = _rewrite_chunk(data, ledger, req, model_bytes)
@@ -133,8 +141,12 @@ async def _relay(
             if outs:
                 ledger.ttfb()
                 yield outs[0] if len(outs) == 1 else b"".join(outs)
-            if finished:
+            if done:
                 break
+        if not (done or finished):
+            raise UpstreamStreamInterrupted(
+                f"channel {target.channel.name}: the upstream's stream stopped before its end"
+            )
         yield DONE
         await ledger.done()
     except GatewayError as exc:
@@ -144,6 +156,11 @@ async def _relay(
         if upstream is not None:
             await upstream.aclose()
         ledger.close(asyncio.CancelledError())
+
+
+def _has_finish_reason(data: bytes) -> bool:
+    """A bytes search, not a parse: `"finish_reason":null` does not count, `"finish_reason":"stop"` does."""
+    return b'"finish_reason":"' in data or b'"finish_reason": "' in data
 
 
 async def _rehost_chunk(data: bytes, ledger: Ledger, images: ChatImages) -> bytes:

@@ -10,7 +10,13 @@ from typing import Any
 import orjson
 
 from gateway.domain import Caller, ImageCall, ImagePart, JSONObject, Operation, Target, Usage
-from gateway.errors import GatewayError, ImageURLNotAvailable, InvalidRequest, UpstreamError
+from gateway.errors import (
+    GatewayError,
+    ImageURLNotAvailable,
+    InvalidRequest,
+    UpstreamError,
+    UpstreamStreamInterrupted,
+)
 from gateway.images.inputs import load_image
 from gateway.images.output import Delivery, Format, deliver
 from gateway.pipeline.attempts import with_failover
@@ -217,17 +223,25 @@ async def stream(
         raise
     ledger.record.channel = target.channel.name
     ledger.record.upstream_model = target.channel.upstream_model(req.model)
-    return _relay(ledger, upstream)
+    return _relay(ledger, upstream, target.channel.name)
 
 
-async def _relay(ledger: Ledger, upstream: EventStream) -> AsyncGenerator[bytes, None]:
+async def _relay(ledger: Ledger, upstream: EventStream, channel: str) -> AsyncGenerator[bytes, None]:
+    """The events as they come; a stream that stops before its `*.completed` event ends with an
+    `upstream_stream_interrupted` error event."""
+    completed = False
     try:
         async for event, data in upstream.events():
             ledger.ttfb()
             if event is not None and event.endswith(b".completed"):
+                completed = True
                 _count_completed(ledger, data)
             data = data.replace(b"\n", b"\ndata: ")  # multi-line data: one `data:` field per line (SSE)
             yield (b"event: " + event + b"\n" if event else b"") + b"data: " + data + b"\n\n"
+        if not completed:
+            raise UpstreamStreamInterrupted(
+                f"channel {channel}: the upstream's stream stopped before its completed event"
+            )
         await ledger.done()
     except GatewayError as exc:
         ledger.close(exc)

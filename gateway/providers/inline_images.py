@@ -55,6 +55,7 @@ def split_base64(raw: bytes | bytearray, key: bytes) -> tuple[bytes, list[bytes]
 
 def index_of(value: object, count: int) -> int | None:
     """The image index a split-out value was replaced by, or None when `value` is not one."""
-    if isinstance(value, str) and value.isdigit() and int(value) < count:
+    # ASCII decimals only: "²".isdigit() is true, and int("²") raises.
+    if isinstance(value, str) and value.isascii() and value.isdecimal() and int(value) < count:
         return int(value)
     return None

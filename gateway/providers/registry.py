@@ -16,10 +16,15 @@ class ProviderRegistry:
     """`resolve` turns client image references into bytes for providers that send images inline
     (Gemini); the pipeline supplies it, since it owns the fetcher and the storage."""
 
-    def __init__(self, session: aiohttp.ClientSession, resolve: ImageResolver = refuse_images) -> None:
-        self.gemini = GeminiProvider(session, resolve)
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        max_response_bytes: int,
+        resolve: ImageResolver = refuse_images,
+    ) -> None:
+        self.gemini = GeminiProvider(session, max_response_bytes, resolve)
         self._by_kind: dict[str, Provider] = {
-            "openai": OpenAIProvider(session),
+            "openai": OpenAIProvider(session, max_response_bytes),
             "gemini": self.gemini,
             "mock": MockProvider(),
         }

@@ -1,10 +1,15 @@
-"""Server-sent events: split an upstream byte stream into events, of any size."""
+"""Server-sent events: split an upstream byte stream into events, each at most a bounded size."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
 
+import orjson
+
+from gateway.errors import UpstreamTooLarge
+
 SSEEvent = tuple[bytes | None, bytes]  # (the `event:` name if any, the joined `data:` lines)
+DEFAULT_MAX_EVENT_BYTES = 128 * 1024 * 1024
 
 
 def _value(line: bytes, prefix_len: int) -> bytes:
@@ -12,18 +17,44 @@ def _value(line: bytes, prefix_len: int) -> bytes:
     return value[1:] if value.startswith(b" ") else value
 
 
-async def iter_sse_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[SSEEvent]]:
+def _too_large(limit: int, pending: bytearray, data: list[bytes]) -> UpstreamTooLarge:
+    """The error; the buffers are emptied, as the error's traceback keeps the generator's frame."""
+    pending.clear()
+    data.clear()
+    return UpstreamTooLarge(f"an event of the upstream's stream is larger than the limit of {limit} bytes")
+
+
+def _whole(data: bytes) -> bool:
+    """A last event the stream did not end with a blank line counts only if nothing of it is missing."""
+    if data == b"[DONE]":
+        return True
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+async def iter_sse_batches(
+    chunks: AsyncIterable[bytes], max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+) -> AsyncIterator[list[SSEEvent]]:
     """Yield, per chunk read, the events it completed (comments and `id:` lines are skipped).
 
     Relaying a batch at a time keeps writes to the client as few as the upstream's own. Only the
-    new chunk is searched for a line end, so a 20 MB `data:` line costs linear time.
+    new chunk is searched for a line end, so a 20 MB `data:` line costs linear time. An event (its
+    lines so far, and the unfinished line) over `max_event_bytes` raises UpstreamTooLarge at once:
+    an upstream that never sends a newline cannot grow the buffer without bound. At the end of the
+    stream an event cut before its blank line is dropped, as the SSE spec says, unless it is whole.
     """
     pending = bytearray()
     data: list[bytes] = []
+    size = 0  # bytes of the current event's `data:` lines
     event: bytes | None = None
     async for chunk in chunks:
         cut = chunk.rfind(b"\n")
         if cut < 0:
+            if size + len(pending) + len(chunk) > max_event_bytes:
+                raise _too_large(max_event_bytes, pending, data)
             pending += chunk
             continue
         if pending:
@@ -38,21 +69,28 @@ async def iter_sse_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[S
             if not line:
                 if data:
                     batch.append((event, data[0] if len(data) == 1 else b"\n".join(data)))
-                data, event = [], None
+                data, event, size = [], None, 0
             elif line.startswith(b"data:"):
                 data.append(_value(line, 5))
+                size += len(line)
+                if size > max_event_bytes:
+                    raise _too_large(max_event_bytes, pending, data)
             elif line.startswith(b"event:"):
                 event = _value(line, 6)
+        if size + len(pending) > max_event_bytes:
+            raise _too_large(max_event_bytes, pending, data)
         if batch:
             yield batch
     if pending.startswith(b"data:"):
         data.append(_value(bytes(pending).rstrip(b"\r\n"), 5))
-    if data:
-        yield [(event, b"\n".join(data))]
+    if data and _whole(joined := b"\n".join(data)):
+        yield [(event, joined)]
 
 
-async def iter_sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
+async def iter_sse_events(
+    chunks: AsyncIterable[bytes], max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+) -> AsyncIterator[SSEEvent]:
     """Each event that carries data, one at a time."""
-    async for batch in iter_sse_batches(chunks):
+    async for batch in iter_sse_batches(chunks, max_event_bytes):
         for event in batch:
             yield event

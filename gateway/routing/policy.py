@@ -8,7 +8,8 @@ from typing import Literal
 from gateway.errors import FailureScope, UpstreamError, UpstreamTimeout
 from gateway.settings import RetrySettings
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
+# 504 is not here: the upstream's own timeout may hide an image still generating, and charged (§6.2).
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 529})
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,13 +26,16 @@ def classify(error: UpstreamError, retry: RetrySettings) -> Decision:
         may_retry = retry.retry_on_timeout or not error.sent
         return Decision(may_retry, "channel", "failure")
     status = error.upstream_status
-    if status is None:  # connection refused, reset, DNS: nothing was produced
+    # Connection refused, reset, DNS: nothing was produced. A bad or oversize answer: a 5xx of the channel.
+    if status is None:
         return Decision(True, "channel", "failure")
     if status == 429:
         wait = retry.cooldown_seconds if error.retry_after is None else error.retry_after
         return Decision(True, "key", "cooldown", min(max(wait, 0.0), retry.max_cooldown_seconds))
     if status in (401, 403):
         return Decision(True, "key", "disable")
+    if status == 504:  # a timeout after the request was sent, reported by the upstream itself
+        return Decision(retry.retry_on_timeout, "channel", "failure")
     if status in RETRYABLE_STATUSES or error.retryable:
         return Decision(True, "channel", "failure")
     if status >= 500:

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from gateway.api.streaming import KEEPALIVE, DisconnectWatch, SSEResponse
-from gateway.errors import GatewayError, UpstreamError
+from gateway.errors import UpstreamError
 
 
 async def events(*items: bytes | float) -> AsyncGenerator[bytes, None]:
@@ -101,7 +101,7 @@ async def test_disconnect_watch_only_swallows_its_own_cancellation() -> None:
     assert not watch.disconnected
 
 
-async def failing(after: list[bytes], error: GatewayError) -> AsyncGenerator[bytes, None]:
+async def failing(after: list[bytes], error: Exception) -> AsyncGenerator[bytes, None]:
     for item in after:
         yield item
     raise error
@@ -140,3 +140,26 @@ async def test_keepalive_commits_the_answer_while_waiting() -> None:
     sent = await run(SSEResponse(slow_failure(), 0.05), never_disconnects())
     assert sent[0]["status"] == 200 and sent[1]["body"] == KEEPALIVE
     assert b"upstream_http_500" in sent[-2]["body"]
+
+
+async def test_by_default_an_error_is_an_sse_event_named_error() -> None:
+    """§2: the stream ends with an SSE `error` event (the chat answer uses the default)."""
+    error = UpstreamError("cut", status=502, code="upstream_stream_interrupted")
+    sent = await run(SSEResponse(failing([b"data: 1\n\n"], error), 10.0), never_disconnects())
+    last = sent[-2]["body"]
+    assert last.startswith(b"event: error\ndata: {") and last.endswith(b"\n\n")
+    assert orjson.loads(last.split(b"data: ", 1)[1])["error"]["code"] == "upstream_stream_interrupted"
+
+
+async def test_a_crash_after_events_still_ends_the_stream_with_an_error_event() -> None:
+    sent = await run(SSEResponse(failing([b"data: 1\n\n"], KeyError("x")), 10.0), never_disconnects())
+    last = sent[-2]["body"]
+    body = orjson.loads(last.split(b"data: ", 1)[1])
+    assert body["error"]["code"] == "internal_error" and "KeyError" not in body["error"]["message"]
+    assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def test_a_crash_before_any_event_is_a_500_in_the_error_shape() -> None:
+    sent = await run(SSEResponse(failing([], KeyError("x")), 10.0), never_disconnects())
+    assert sent[0]["status"] == 500
+    assert orjson.loads(sent[1]["body"])["error"]["code"] == "internal_error"

@@ -1,6 +1,8 @@
 import asyncio
+import gc
 import random
-from collections.abc import Awaitable, Callable, Mapping
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from types import SimpleNamespace
 from typing import cast
 
@@ -341,3 +343,72 @@ def test_next_target_respects_the_given_order() -> None:
     a, b = channel("a"), channel("b")
     target = next_target(health, [b, a], set(), set())
     assert target is not None and target.channel.name == "b"
+
+
+class Buffer:
+    """Stands in for the buffer of a failed read; weakly referenceable, so a test sees when it is freed."""
+
+
+class LeakyUpstream:
+    """Each call holds a Buffer in its frame when it fails, as a read that failed half-way does."""
+
+    def __init__(self) -> None:
+        self.buffers: list[weakref.ref[Buffer]] = []
+        self.alive_at_call: list[list[bool]] = []
+
+    async def __call__(self, target: Target) -> str:
+        self.alive_at_call.append([ref() is not None for ref in self.buffers])
+        buffer = Buffer()
+        self.buffers.append(weakref.ref(buffer))
+        try:
+            raise ValueError("read failed")  # the cause, with its own traceback into this frame
+        except ValueError:
+            raise UpstreamError("cut", upstream_status=500) from None
+
+
+@pytest.fixture
+def no_gc() -> Iterator[None]:
+    """Cycles are collected rarely in production (gc.freeze, threshold 50_000): here, never."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+async def test_a_failed_attempt_keeps_nothing_of_its_call_alive(no_gc: None) -> None:
+    rt = runtime()
+    upstream = LeakyUpstream()
+    with pytest.raises(UpstreamError):
+        await run(rt, [channel("a", priority=2), channel("b", priority=1), channel("c")], upstream)
+    # While trying b and c, the buffers of the calls that had failed were already gone.
+    assert upstream.alive_at_call == [[], [False], [False, False]]
+
+
+async def test_the_final_error_keeps_no_frame_alive_once_handled(no_gc: None) -> None:
+    rt = runtime()
+    upstream = LeakyUpstream()
+    try:
+        await run(rt, [channel("a", priority=1), channel("b")], upstream)
+    except UpstreamError as exc:
+        assert exc.code == "upstream_error"
+    assert [ref() is None for ref in upstream.buffers] == [True, True]
+
+
+async def test_an_error_that_stops_the_loop_keeps_no_frame_alive_once_handled(no_gc: None) -> None:
+    rt = runtime()
+    upstream = LeakyUpstream()
+    a = channel("a")
+
+    async def once(target: Target) -> str:
+        try:
+            return await upstream(target)
+        except UpstreamError:
+            raise UpstreamError("bad request", status=400, upstream_status=400) from None
+
+    try:
+        await run(rt, [a], once)
+    except UpstreamError as exc:
+        assert exc.status == 400
+    assert [ref() is None for ref in upstream.buffers] == [True]

@@ -10,8 +10,15 @@ import orjson
 import pytest
 
 from gateway.domain import Caller, Target, Usage, UsageRecord
-from gateway.errors import UpstreamError
-from gateway.pipeline.chat import DONE, ChatRequest, _relay, _rewrite_chunk, _upstream_body
+from gateway.errors import UpstreamError, UpstreamStreamInterrupted
+from gateway.pipeline.chat import (
+    DONE,
+    ChatRequest,
+    _has_finish_reason,
+    _relay,
+    _rewrite_chunk,
+    _upstream_body,
+)
 from gateway.pipeline.common import Ledger
 from gateway.providers.base import ChatStream
 from gateway.runtime import Runtime
@@ -215,7 +222,7 @@ async def test_relay_rewrites_and_ends_with_done() -> None:
 async def test_relay_waits_for_failover_still_opening() -> None:
     ledger, submitted = make_ledger()
     future: asyncio.Future[tuple[ChatStream, Target]] = asyncio.get_running_loop().create_future()
-    upstream = FakeStream([orjson.dumps(CHUNKS[1])])
+    upstream = FakeStream([orjson.dumps(CHUNKS[1]), b"[DONE]"])
     loop = asyncio.get_running_loop()
     loop.call_later(0.18, future.set_result, (upstream, Target(CHANNEL, 0)))
     out = await collect(_relay(ledger.rt, ledger, request(False), lambda: future))
@@ -244,6 +251,44 @@ async def test_relay_mid_stream_upstream_error() -> None:
         await gen.__anext__()
     assert upstream.closed
     assert submitted[0].error_code == "upstream_stream_error"
+
+
+async def test_relay_of_a_stream_cut_before_its_end_raises_and_sends_no_done() -> None:
+    """No `[DONE]` and no finish_reason: the client must not take the cut answer for a whole one."""
+    ledger, submitted = make_ledger()
+    upstream = FakeStream([orjson.dumps(c) for c in CHUNKS[:3]])  # finish_reason null in all three
+    gen = _relay(ledger.rt, ledger, request(False), lambda: opened(upstream))
+    out = []
+    with pytest.raises(UpstreamStreamInterrupted) as info:
+        async for chunk in gen:
+            out.append(chunk)
+    assert len(out) == 3 and DONE not in out
+    assert (info.value.status, info.value.code) == (502, "upstream_stream_interrupted")
+    assert (submitted[0].status, submitted[0].error_code) == ("failed", "upstream_stream_interrupted")
+    assert upstream.closed
+
+
+async def test_relay_of_a_stream_with_a_finish_reason_but_no_done_is_complete() -> None:
+    ledger, submitted = make_ledger()
+    upstream = FakeStream([orjson.dumps(c) for c in CHUNKS])  # ends after the usage chunk, no [DONE]
+    out = await collect(_relay(ledger.rt, ledger, request(True), lambda: opened(upstream)))
+    assert out[-1] == DONE
+    assert submitted[0].status == "success"
+
+
+@pytest.mark.parametrize(
+    ("data", "finished"),
+    [
+        (b'{"choices": [{"finish_reason": null}]}', False),
+        (b'{"choices":[{"finish_reason":null}]}', False),
+        (b'{"choices": [{"finish_reason": "stop"}]}', True),
+        (b'{"choices":[{"finish_reason":"length"}]}', True),
+        (b'{"choices": [{"delta": {"content": "say \\"finish_reason\\": \\"stop\\""}}]}', False),
+    ],
+)
+def test_finish_reason_seen_without_a_parse(data: bytes, finished: bool) -> None:
+    assert orjson.loads(data)  # each case is valid JSON
+    assert _has_finish_reason(data) is finished
 
 
 async def test_relay_closed_by_client_closes_upstream_and_records_499() -> None:

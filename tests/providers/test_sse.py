@@ -3,7 +3,8 @@ from collections.abc import AsyncIterator, Iterable
 
 import pytest
 
-from gateway.providers.sse import iter_sse_events
+from gateway.errors import UpstreamTooLarge
+from gateway.providers.sse import iter_sse_batches, iter_sse_events
 
 
 async def feed(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
@@ -72,11 +73,19 @@ async def test_blank_lines_between_events_are_harmless() -> None:
     assert await events([b"\n\n\ndata: x\n\n\n\ndata: y\n\n"]) == [b"x", b"y"]
 
 
-async def test_trailing_event_without_blank_line() -> None:
-    assert await events([b"data: a\n\ndata: tail"]) == [b"a", b"tail"]
-    assert await events([b"data: a\n\ndata: tail\n"]) == [b"a", b"tail"]
-    assert await events([b"data: a\n\ndata: tail\r"]) == [b"a", b"tail"]
-    assert await events(bytewise(b"data: one\ndata: two")) == [b"one\ntwo"]
+async def test_trailing_event_without_blank_line_kept_when_whole() -> None:
+    """A stream may end without the last blank line: `[DONE]` or a whole JSON object still count."""
+    assert await events([b"data: a\n\ndata: [DONE]"]) == [b"a", b"[DONE]"]
+    assert await events([b"data: a\n\ndata: [DONE]\n"]) == [b"a", b"[DONE]"]
+    assert await events([b'data: a\n\ndata: {"x": 1}\r']) == [b"a", b'{"x": 1}']
+    assert await events(bytewise(b'data: {"one":\ndata: 2}')) == [b'{"one":\n2}']
+
+
+async def test_trailing_event_cut_mid_way_is_dropped() -> None:
+    """The connection closed inside an event: it is incomplete, never relayed (as the SSE spec says)."""
+    assert await events([b"data: a\n\ndata: tail"]) == [b"a"]
+    assert await events([b'data: a\n\ndata: {"choices": [{"delta": {"content": "x"}, "fin']) == [b"a"]
+    assert await events(bytewise(b"data: one\ndata: two")) == []
 
 
 async def test_empty_stream() -> None:
@@ -112,3 +121,46 @@ async def test_events_carry_their_names() -> None:
         (b"image_generation.completed", b'{"i": 1}'),
         (None, b"after-lonely"),  # a name without data is dropped with its event
     ]
+
+
+class Counted:
+    """Chunks handed out one by one, counting how many the parser pulled."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self.chunks = list(chunks)
+        self.pulled = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            self.pulled += 1
+            yield chunk
+
+
+async def drain(source: Counted, cap: int) -> list[bytes]:
+    return [data async for batch in iter_sse_batches(source, cap) for _, data in batch]
+
+
+async def test_a_line_that_never_ends_is_refused_at_the_cap() -> None:
+    source = Counted([b"data: {"] + [b"x" * 100] * 1000)
+    with pytest.raises(UpstreamTooLarge) as info:
+        await drain(source, cap=1000)
+    assert info.value.code == "upstream_response_too_large"
+    assert source.pulled <= 12  # stopped reading once past the cap
+
+
+async def test_an_event_of_many_short_lines_is_refused_at_the_cap() -> None:
+    source = Counted([b"data: " + b"z" * 94 + b"\n"] * 1000)
+    with pytest.raises(UpstreamTooLarge):
+        await drain(source, cap=1000)
+    assert source.pulled <= 12
+
+
+async def test_events_under_the_cap_pass_however_long_the_stream() -> None:
+    event = b"data: " + b"z" * 900 + b"\n\n"
+    source = Counted([event[:500], event[500:]] * 100)
+    assert await drain(source, cap=1000) == [b"z" * 900] * 100
+
+
+async def test_one_chunk_holding_a_line_over_the_cap_is_refused() -> None:
+    with pytest.raises(UpstreamTooLarge):
+        await drain(Counted([b"data: " + b"q" * 5000 + b"\n\n"]), cap=1000)

@@ -1,6 +1,6 @@
 import pytest
 
-from gateway.errors import UpstreamError, UpstreamTimeout
+from gateway.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamTooLarge
 from gateway.routing.policy import Decision, classify
 from gateway.settings import RetrySettings
 
@@ -17,7 +17,7 @@ def test_connection_error_is_retried_on_another_channel() -> None:
     assert classify(upstream(None), RETRY) == Decision(True, "channel", "failure")
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 504, 529])
+@pytest.mark.parametrize("status", [500, 502, 503, 529])
 def test_server_errors_are_retried_on_another_channel(status: int) -> None:
     assert classify(upstream(status), RETRY) == Decision(True, "channel", "failure")
 
@@ -78,3 +78,18 @@ def test_timeout_after_send_retried_when_configured() -> None:
 
 def test_connect_timeout_is_retried() -> None:
     assert classify(UpstreamTimeout("slow", sent=False), RETRY) == Decision(True, "channel", "failure")
+
+
+def test_upstream_504_is_not_retried() -> None:
+    """The upstream may still be generating (and charging for) the image (§6.2)."""
+    assert classify(upstream(504), RETRY) == Decision(False, "channel", "failure")
+
+
+def test_upstream_504_retried_when_timeouts_are() -> None:
+    retry = RetrySettings(retry_on_timeout=True)
+    assert classify(upstream(504), retry) == Decision(True, "channel", "failure")
+
+
+def test_a_bad_or_oversize_200_fails_over_like_a_5xx() -> None:
+    for error in (BadUpstreamResponse("not json"), UpstreamTooLarge("too big")):
+        assert classify(error, RETRY) == Decision(True, "channel", "failure")

@@ -18,7 +18,8 @@ from urllib.parse import quote
 import aiohttp
 
 from gateway.domain import ImageCall, ImageResolver, InputImage, JSONObject, Operation, Target
-from gateway.errors import InvalidImageURL
+from gateway.errors import InvalidImageURL, UpstreamTooLarge
+from gateway.providers.body import read_body
 from gateway.providers.gemini import request as translate
 from gateway.providers.gemini.errors import gemini_error
 from gateway.providers.gemini.relay import CompletedEvents, OpenAIChunks
@@ -26,10 +27,11 @@ from gateway.providers.gemini.request import GenerateRequest
 from gateway.providers.gemini.response import Answer, answer, load, no_image_error
 from gateway.providers.gemini.shape import chat_completion, data_url, images_answer
 from gateway.providers.gemini.stream import GeminiStream
-from gateway.providers.openai.http import read_body, timeout_for, transport_error
+from gateway.providers.openai.http import timeout_for, transport_error
 
 log = logging.getLogger("gateway.providers.gemini")
 MAX_PARALLEL_CALLS = 4
+ERROR_BODY_BYTES = 1 << 20
 API_VERSION = "v1beta"
 
 
@@ -57,8 +59,14 @@ def headers(target: Target, *, stream: bool = False) -> dict[str, str]:
 class GeminiProvider:
     operations: frozenset[Operation] = frozenset({"chat", "images.generate", "images.edit"})
 
-    def __init__(self, session: aiohttp.ClientSession, resolve: ImageResolver = refuse_images) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        max_response_bytes: int,
+        resolve: ImageResolver = refuse_images,
+    ) -> None:
         self._session = session
+        self._max_bytes = max_response_bytes
         self._resolve = resolve
 
     # -- typed calls ---------------------------------------------------------------------------
@@ -69,7 +77,7 @@ class GeminiProvider:
             async with self._session.post(
                 url, data=payload, headers=headers(target), timeout=timeout_for(target)
             ) as resp:
-                raw = await read_body(resp)
+                raw = await read_body(resp, self._max_bytes, target.channel.name)
                 if resp.status != 200:
                     raise gemini_error(resp.status, bytes(raw), resp.headers, target.channel)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -121,14 +129,15 @@ class GeminiProvider:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise transport_error(exc, target) from None
         if response.status != 200:
-            try:
-                raw = await read_body(response)
-            except (aiohttp.ClientError, TimeoutError):
+            raw: bytes | bytearray
+            try:  # an error object is small: read at most the first MiB of whatever came
+                raw = await read_body(response, min(self._max_bytes, ERROR_BODY_BYTES), target.channel.name)
+            except (aiohttp.ClientError, TimeoutError, UpstreamTooLarge):
                 raw = b""
             finally:
                 response.release()
             raise gemini_error(response.status, bytes(raw), response.headers, target.channel)
-        stream = GeminiStream(response, target)
+        stream = GeminiStream(response, target, self._max_bytes)
         try:
             await stream.start()
         except BaseException:

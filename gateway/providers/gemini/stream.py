@@ -78,10 +78,10 @@ def frame_deltas(frame: Frame) -> list[Delta]:
 class GeminiStream:
     """An opened stream; `deltas()` yields one list per network read, closing with the usage."""
 
-    def __init__(self, response: aiohttp.ClientResponse, target: Target) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, target: Target, max_event_bytes: int) -> None:
         self._response = response
         self._target = target
-        self._events = iter_sse_batches(response.content.iter_any())
+        self._events = iter_sse_batches(response.content.iter_any(), max_event_bytes)
         self._pending: list[Delta] = []
         self._finished = False
         self._usage: GeminiUsage | None = None

@@ -1,4 +1,5 @@
-"""Reading a large Images API answer with as few copies as possible (§5.4).
+"""What an OpenAI-compatible answer must hold to be one (§2), and reading a large Images API answer with
+as few copies as possible (§5.4).
 
 Each `"b64_json": "…"` value is decoded straight from the body buffer (see providers/inline_images.py),
 and only the small rest of the document goes through the JSON parser.
@@ -10,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from gateway.domain import DecodedImage
+from gateway.domain import DecodedImage, JSONObject
 from gateway.providers.inline_images import index_of, split_base64
 
 
@@ -39,3 +40,32 @@ def parse_images_answer(raw: bytes | bytearray) -> Any:
     if found != len(images):  # a `b64_json` key somewhere else: read the document as it is
         return orjson.loads(raw)
     return answer
+
+
+def chat_problem(answer: JSONObject) -> str | None:
+    """Why a chat completion is no answer, or None: it needs `choices`, each with a `message` object."""
+    choices = answer.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return "has no choices"
+    for choice in choices:
+        if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+            return "has a choice without a message object"
+    return None
+
+
+def images_problem(answer: JSONObject) -> str | None:
+    """Why an Images API answer is no answer, or None: `data` items must each hold an image or a URL."""
+    data = answer.get("data")
+    if not isinstance(data, list) or not data:
+        return "has no data"
+    for item in data:
+        if not isinstance(item, dict):
+            return "has a data item that is not an object"
+        image, url = item.get("b64_json"), item.get("url")
+        if not (isinstance(image, DecodedImage) or _text(image) or _text(url)):
+            return "has a data item with neither b64_json nor url"
+    return None
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)

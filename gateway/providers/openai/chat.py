@@ -6,7 +6,7 @@ import aiohttp
 import orjson
 
 from gateway.domain import ImageCall, JSONObject, Operation, Target
-from gateway.providers.openai.answers import parse_images_answer
+from gateway.providers.openai.answers import chat_problem, images_problem, parse_images_answer
 from gateway.providers.openai.http import OpenAIStream, open_stream, post
 
 PATHS: dict[Operation, str] = {
@@ -41,18 +41,24 @@ def _body(call: ImageCall) -> JSONObject | aiohttp.FormData:
 class OpenAIProvider:
     operations: frozenset[Operation] = frozenset(PATHS)
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, max_response_bytes: int) -> None:
         self._session = session
+        self._max = max_response_bytes
 
     async def chat(self, target: Target, body: JSONObject) -> JSONObject:
-        return await post(self._session, target, PATHS["chat"], body)
+        return await post(self._session, target, PATHS["chat"], body, max_bytes=self._max, check=chat_problem)
 
     async def open_chat_stream(self, target: Target, body: JSONObject) -> OpenAIStream:
-        return await open_stream(self._session, target, PATHS["chat"], body)
+        return await open_stream(self._session, target, PATHS["chat"], body, max_bytes=self._max)
 
     async def images(self, target: Target, call: ImageCall) -> JSONObject:
         parse = parse_images_answer if call.decode_images else orjson.loads
-        return await post(self._session, target, PATHS[call.operation], _body(call), parse)
+        path, body = PATHS[call.operation], _body(call)
+        return await post(
+            self._session, target, path, body, max_bytes=self._max, parse=parse, check=images_problem
+        )
 
     async def open_images_stream(self, target: Target, call: ImageCall) -> OpenAIStream:
-        return await open_stream(self._session, target, PATHS[call.operation], _body(call))
+        return await open_stream(
+            self._session, target, PATHS[call.operation], _body(call), max_bytes=self._max
+        )

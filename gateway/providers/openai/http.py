@@ -1,4 +1,9 @@
-"""The call itself: send JSON or multipart to an OpenAI-compatible upstream, turn failures into errors."""
+"""The call itself: send JSON or multipart to an OpenAI-compatible upstream, turn failures into errors.
+
+Every upstream answer is untrusted input: read through `read_body` (bounded, see `providers/body.py`),
+and a 200 must hold a real answer (`checked`) or it is a BadUpstreamResponse, which fails over.
+Errors are raised outside `except` blocks, so they carry no chain back to the frames of a failed read.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,14 @@ import aiohttp
 import orjson
 
 from gateway.domain import JSONObject, Target
-from gateway.errors import UpstreamError, UpstreamTimeout
-from gateway.providers.openai.errors import upstream_error
+from gateway.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamTooLarge
+from gateway.providers.body import read_body
+from gateway.providers.openai.errors import error_message, upstream_error
 from gateway.providers.sse import SSEEvent, iter_sse_batches
+from gateway.settings import ChannelSettings
 
 Payload = bytes | aiohttp.FormData
+Check = Callable[[JSONObject], str | None]  # None when the answer is usable, else what is wrong with it
 
 
 def request_headers(target: Target, content_type: str | None = "application/json") -> dict[str, str]:
@@ -55,27 +63,18 @@ def _payload(body: JSONObject | aiohttp.FormData, target: Target) -> tuple[Paylo
     return orjson.dumps(body), request_headers(target)
 
 
-async def read_body(response: aiohttp.ClientResponse) -> bytes | bytearray:
-    """Read an answer with one copy: into a buffer of the announced size when there is one.
-
-    Image answers are 10-30 MB of base64; joining a list of chunks would hold them twice.
-    """
-    length = response.content_length
-    if not length:
-        return await response.read()
-    buffer = bytearray(length)
-    view = memoryview(buffer)
-    offset = 0
-    async for chunk in response.content.iter_any():
-        end = offset + len(chunk)
-        if end > length:
-            return bytes(buffer[:offset]) + chunk + await response.content.read()
-        view[offset:end] = chunk
-        offset = end
-    view.release()
-    if offset < length:
-        del buffer[offset:]
-    return buffer
+def checked(answer: Any, check: Check | None, channel: ChannelSettings) -> JSONObject:
+    """A parsed 200 answer, or the BadUpstreamResponse that says why it is none (§2)."""
+    name = channel.name
+    if not isinstance(answer, dict):
+        raise BadUpstreamResponse(f"channel {name}: the upstream answered 200 without a JSON object")
+    if answer.get("error"):
+        message = error_message(answer, channel) or "no message"
+        raise BadUpstreamResponse(f"channel {name}: the upstream answered 200 with an error: {message}")
+    problem = check(answer) if check is not None else None
+    if problem is not None:
+        raise BadUpstreamResponse(f"channel {name}: the upstream's answer {problem}")
+    return answer
 
 
 async def post(
@@ -83,42 +82,78 @@ async def post(
     target: Target,
     path: str,
     body: JSONObject | aiohttp.FormData,
+    *,
+    max_bytes: int,
     parse: Callable[[bytes | bytearray], Any] = orjson.loads,
+    check: Check | None = None,
 ) -> JSONObject:
+    """The upstream's 200 answer, parsed and checked; any other answer as the UpstreamError it means."""
     url = f"{target.channel.base_url}{path}"
     data, headers = _payload(body, target)
+    failure: UpstreamError | None = None
     try:
         async with session.post(url, data=data, headers=headers, timeout=timeout_for(target)) as resp:
-            raw = await read_body(resp)
-            if resp.status != 200:
-                raise upstream_error(resp.status, bytes(raw), resp.headers, target.channel)
+            raw = await read_body(resp, max_bytes, target.channel.name)
+            status, answer_headers = resp.status, resp.headers
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise transport_error(exc, target) from None
+        failure = transport_error(exc, target)
+    if failure is not None:
+        raise failure
+    if status != 200:
+        raise upstream_error(status, raw, answer_headers, target.channel)
     try:
         parsed = parse(raw)
-    except orjson.JSONDecodeError:
+    except ValueError:  # orjson.JSONDecodeError included
         parsed = None
     del raw
-    if not isinstance(parsed, dict):
-        raise UpstreamError(f"channel {target.channel.name}: the upstream answered something other than JSON")
-    return parsed
+    return checked(parsed, check, target.channel)
+
+
+_ERROR_OPENERS = (b'{"error"', b'{ "error"')
+_NOT_A_STREAM_BYTES = 1024 * 1024
+
+
+def _stream_error(data: bytes, channel: ChannelSettings) -> UpstreamError | None:
+    """An error the upstream sent inside its stream, as §2 says it reaches the client: sanitized."""
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    message = error_message(body, channel)
+    if message is None or "choices" in body:
+        return None
+    return BadUpstreamResponse(f"channel {channel.name}: the upstream's stream sent an error: {message}")
 
 
 class OpenAIStream:
     """An opened SSE response; closing it closes the upstream connection."""
 
-    def __init__(self, response: aiohttp.ClientResponse, target: Target) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, target: Target, max_event_bytes: int) -> None:
         self._response = response
         self._target = target
+        self._max_event_bytes = max_event_bytes
 
     async def batches(self) -> AsyncIterator[list[SSEEvent]]:
+        """The events; an error event of the upstream ends the stream with its (sanitized) error."""
+        failure: UpstreamError | None = None
         try:
-            async for batch in iter_sse_batches(self._response.content.iter_any()):
-                yield batch
+            async for batch in iter_sse_batches(self._response.content.iter_any(), self._max_event_bytes):
+                for n, (name, data) in enumerate(batch):
+                    if name == b"error" or data.startswith(_ERROR_OPENERS):
+                        failure = _stream_error(data, self._target.channel)
+                        if failure is not None:
+                            batch = batch[:n]
+                            break
+                if batch:
+                    yield batch
+                if failure is not None:
+                    break
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise transport_error(exc, self._target) from None
+            failure = transport_error(exc, self._target)
         finally:
             self._response.close()
+        if failure is not None:
+            raise failure
 
     async def events(self) -> AsyncIterator[SSEEvent]:
         async for batch in self.batches():
@@ -130,7 +165,12 @@ class OpenAIStream:
 
 
 async def open_stream(
-    session: aiohttp.ClientSession, target: Target, path: str, body: JSONObject | aiohttp.FormData
+    session: aiohttp.ClientSession,
+    target: Target,
+    path: str,
+    body: JSONObject | aiohttp.FormData,
+    *,
+    max_bytes: int,
 ) -> OpenAIStream:
     url = f"{target.channel.base_url}{path}"
     data, headers = _payload(body, target)
@@ -138,16 +178,40 @@ async def open_stream(
     # A stream may run long: bound the wait for each read, not the whole answer.
     limit = target.channel.timeout_seconds
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(10.0, limit), sock_read=limit)
+    failure: UpstreamError | None = None
     try:
         response = await session.post(url, data=data, headers=headers, timeout=timeout)
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise transport_error(exc, target) from None
+        failure = transport_error(exc, target)
+    if failure is not None:
+        raise failure
+    if response.status == 200 and response.content_type == "text/event-stream":
+        return OpenAIStream(response, target, max_bytes)
+    raise await _not_a_stream(response, target, max_bytes)
+
+
+async def _not_a_stream(response: aiohttp.ClientResponse, target: Target, max_bytes: int) -> UpstreamError:
+    """The error for a stream request answered with an error status, or with a body that is no stream.
+
+    Only the first MiB is read: enough for any error object, and what came instead of a stream may be long.
+    """
+    try:
+        limit = min(max_bytes, _NOT_A_STREAM_BYTES)
+        raw: bytes | bytearray = await read_body(response, limit, target.channel.name)
+    except (aiohttp.ClientError, TimeoutError, UpstreamTooLarge):
+        raw = b""
+    finally:
+        response.release()
     if response.status != 200:
-        try:
-            raw = await response.read()
-        except (aiohttp.ClientError, TimeoutError):
-            raw = b""
-        finally:
-            response.release()
-        raise upstream_error(response.status, raw, response.headers, target.channel)
-    return OpenAIStream(response, target)
+        return upstream_error(response.status, raw, response.headers, target.channel)
+    try:
+        answer = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        answer = None
+    name = target.channel.name
+    message = error_message(answer, target.channel) if isinstance(answer, dict) else None
+    if message is not None:
+        return BadUpstreamResponse(f"channel {name}: the upstream answered 200 with an error: {message}")
+    return BadUpstreamResponse(
+        f"channel {name}: the upstream answered a stream request with {response.content_type}, not a stream"
+    )

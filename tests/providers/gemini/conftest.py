@@ -74,7 +74,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 def provider(session: aiohttp.ClientSession, resolver: Resolver) -> GeminiProvider:
-    return GeminiProvider(session, resolver)
+    return GeminiProvider(session, 8 << 20, resolver)
 
 
 def target_for(fake: FakeGemini, key_index: int = 0, **overrides: Any) -> Target:

@@ -35,15 +35,22 @@ def test_400_maps_code_and_param() -> None:
     assert err.retry_after is None
 
 
-def test_401_message_loses_key_and_url() -> None:
-    err = upstream_error(401, fixture("error_401.json"), {}, CHANNEL)
-    assert err.status == 401
-    assert err.code == "invalid_api_key"
+@pytest.mark.parametrize("status", [401, 403])
+def test_upstream_auth_refusal_is_a_502_never_invalid_api_key(status: int) -> None:
+    """The client's own token was fine: it must not be told its key is wrong (§2)."""
+    err = upstream_error(status, fixture("error_401.json"), {}, CHANNEL)
+    assert (err.status, err.type, err.code) == (502, "upstream_error", "upstream_auth_failed")
+    assert err.upstream_status == status  # the retry table still disables the key
     assert err.param is None
     assert "sk-proj" not in err.message and "abcd" not in err.message
     assert "platform.openai.com" not in err.message and "https://" not in err.message
-    assert err.message.startswith("Incorrect API key provided: sk-***")
-    assert "[url]" in err.message
+    assert "openai-main" in err.message  # the operator learns which channel to fix
+
+
+def test_upstream_504_is_a_504_upstream_timeout() -> None:
+    err = upstream_error(504, b"<html>504 Gateway Time-out</html>", {}, CHANNEL)
+    assert (err.status, err.type, err.code) == (504, "upstream_error", "upstream_timeout")
+    assert err.upstream_status == 504
 
 
 def test_429_keeps_retry_after() -> None:
@@ -108,7 +115,7 @@ def test_image_user_error_about_safety_is_a_content_policy_violation() -> None:
 
 def test_message_with_channel_key_and_base_url_is_sanitized() -> None:
     body = {"error": {"message": f"key {SECRET} refused at {CHANNEL.base_url}/chat/completions", "code": "x"}}
-    err = upstream_error(403, orjson.dumps(body), {}, CHANNEL)
+    err = upstream_error(404, orjson.dumps(body), {}, CHANNEL)
     assert SECRET not in err.message
     assert "upstream.internal.example" not in err.message
     assert err.message == "key *** refused at [url]"
