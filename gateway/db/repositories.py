@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.base import Base
@@ -97,7 +110,8 @@ async def delete_token(session: AsyncSession, token_id: str) -> bool:
 
 
 async def insert_usage_records(session: AsyncSession, records: Iterable[UsageRecord]) -> None:
-    rows = [_usage_row(r) for r in records]
+    """Insert records, each made to fit its columns first (§6.5: a record is never refused)."""
+    rows = [fit_row(USAGE_TABLE, _usage_row(r)) for r in records]
     if rows:  # a Core executemany: the ORM's bulk path costs several times more per row
         await session.execute(insert(USAGE_TABLE), rows)
 
@@ -149,3 +163,64 @@ def _usage_row(r: UsageRecord) -> dict[str, Any]:
         "cost_micro_usd": r.cost_micro_usd,
         "usage_estimated": r.usage_estimated,
     }
+
+
+# -- making a row fit its table ----------------------------------------------------------------------
+# The widths and ranges come from the column types, so they cannot drift from the models.
+
+_INT_RANGES: tuple[tuple[type[Integer], int], ...] = ((SmallInteger, 15), (BigInteger, 63), (Integer, 31))
+
+
+@cache
+def _limits(table: Table) -> tuple[dict[str, int | None], dict[str, tuple[int, int]]]:
+    """Per column: the width of each string column (None: unbounded), the range of each integer one."""
+    widths: dict[str, int | None] = {}
+    ranges: dict[str, tuple[int, int]] = {}
+    for column in table.columns:
+        type_ = column.type
+        if isinstance(type_, String):
+            widths[column.name] = type_.length
+        for int_type, bits in _INT_RANGES:
+            if isinstance(type_, int_type):
+                ranges[column.name] = (-(2**bits), 2**bits - 1)
+                break
+    return widths, ranges
+
+
+def fit_row(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """The row with every value made storable in its column, on SQLite and PostgreSQL alike.
+
+    Strings lose NUL bytes (PostgreSQL text cannot hold them) and unencodable lone surrogates, then
+    are cut to the column's width; integers are clamped to the column's range; strings inside JSON
+    values are cleaned the same way (without a width).
+    """
+    widths, ranges = _limits(table)
+    for name, value in row.items():
+        if value is None or isinstance(value, bool):
+            continue
+        if name in widths:
+            row[name] = _fit_str(value if isinstance(value, str) else str(value), widths[name])
+        elif name in ranges and isinstance(value, int):
+            low, high = ranges[name]
+            row[name] = min(max(value, low), high)
+        elif isinstance(value, list | dict):
+            row[name] = _fit_json(value)
+    return row
+
+
+def _fit_str(value: str, width: int | None) -> str:
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if not value.isascii():
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value[:width] if width is not None and len(value) > width else value
+
+
+def _fit_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return _fit_str(value, None)
+    if isinstance(value, list):
+        return [_fit_json(v) for v in value]
+    if isinstance(value, dict):
+        return {_fit_json(k): _fit_json(v) for k, v in value.items()}
+    return value
