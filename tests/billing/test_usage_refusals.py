@@ -126,13 +126,15 @@ async def test_oversized_strings_are_cut_to_width_and_the_next_records_follow(se
 
 
 async def test_values_outside_what_a_column_can_hold_are_made_to_fit(sessions: Sessions) -> None:
-    """A NUL byte (PostgreSQL text cannot hold one) and numbers past the column's integer range."""
+    """A NUL byte (PostgreSQL text cannot hold one), a lone surrogate (no encoding can) and numbers
+    past the column's integer range; JSON escapes them all, so attempts keep theirs."""
     w = writer(sessions)
     huge = Usage(prompt_tokens=2**40, total_tokens=2**40, image_output_tokens=-(2**40))
     w.submit(
         record(
             "nul\x00id",
             error_code="bad\x00code",
+            image_quality="hi\ud800gh",
             image_size="1024x\x001024",
             usage=huge,
             cost_micro_usd=2**70,
@@ -144,9 +146,10 @@ async def test_values_outside_what_a_column_can_hold_are_made_to_fit(sessions: S
     assert await w.flush() is True
     first, second = await rows(sessions)
     assert (first.request_id, first.error_code, first.image_size) == ("nulid", "badcode", "1024x1024")
+    assert first.image_quality == "hi?gh"
     assert (first.prompt_tokens, first.image_output_tokens) == (2**31 - 1, -(2**31))
     assert (first.cost_micro_usd, first.latency_ms) == (2**63 - 1, 2**31 - 1)
-    assert first.attempts == [{"channel": "chan", "key_index": 0, "status": "x", "duration_ms": 1}]
+    assert first.attempts == [{"channel": "ch\x00an", "key_index": 0, "status": "x\x00", "duration_ms": 1}]
     assert second.request_id == "next"
 
 
