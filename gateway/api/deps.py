@@ -60,7 +60,8 @@ def request_id(request: Request) -> str:
 async def read_body(request: Request, limit_bytes: int) -> bytes:
     """The raw body, refusing more than `limit_bytes` before reading it all."""
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit_bytes:
+    # ASCII digits only (str.isdigit() takes '²', which int() refuses); 19+ digits are too large anyway.
+    if length and length.isascii() and length.isdigit() and (len(length) > 18 or int(length) > limit_bytes):
         raise _too_large(limit_bytes)
     chunks: list[bytes] = []
     size = 0

@@ -1,7 +1,8 @@
 """The outermost ASGI layer: request ids, the crash guard, and the fast lane for the hot routes.
 
 - Every response carries `x-request-id` (the client's own, or a new one), and log lines carry it too.
-- An unhandled exception becomes a §2-shaped 500, never a trace.
+- An unhandled exception becomes a §2-shaped 500, never a trace. A client that hangs up before its
+  request is read is not one: that is a 499 (client closed request), logged without a traceback.
 - The routes that carry the traffic (chat, images) go straight to their endpoints. Measured with
   `bench/`: the framework's middleware, routing and dependency layers cost more per request than the
   whole reference proxy does. Everything else (admin, models, files, health) goes through FastAPI.
@@ -18,7 +19,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI
 from starlette.datastructures import State
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -31,6 +32,7 @@ log = logging.getLogger("gateway.api")
 
 Endpoint = Callable[[Request], Awaitable[Response | SSEResponse]]
 MAX_ID_LEN = 128
+CLIENT_CLOSED = 499  # nginx's "client closed request": nobody is left to read the answer
 _ID_PREFIX = "req_" + secrets.token_hex(6)  # per process, so ids stay unique across processes
 _ID_COUNTER = itertools.count(1)
 _CRASH = orjson.dumps(GatewayError("The server had an error while processing your request.").body())
@@ -49,6 +51,8 @@ class Edge:
     def __init__(self, api: FastAPI, routes: dict[str, Endpoint]) -> None:
         self.api = api
         self.routes = routes
+        # Caught inside the framework too, so that it answers 499 rather than its generic 500.
+        api.add_exception_handler(ClientDisconnect, _client_closed)
 
     @property
     def state(self) -> State:
@@ -78,6 +82,8 @@ class Edge:
 
         try:
             await self.api(scope, receive, send_with_id)
+        except ClientDisconnect:
+            _client_gone(scope)
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if not started:
@@ -93,6 +99,9 @@ class Edge:
             response = await endpoint(Request(scope, receive, send))
         except GatewayError as exc:
             response = error_response(exc)
+        except ClientDisconnect:
+            _client_gone(scope)
+            response = Response(status_code=CLIENT_CLOSED)
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             response = _crash()
@@ -101,6 +110,16 @@ class Edge:
             await response(scope, receive, send)
         except Exception:  # the answer has started: nothing left to tell the client
             log.exception("unhandled error while answering %s %s", scope.get("method"), scope.get("path"))
+
+
+def _client_gone(scope: Scope) -> None:
+    log.info("client closed the connection before its request was read: %s %s", scope.get("method"),
+             scope.get("path"))  # fmt: skip
+
+
+async def _client_closed(request: Request, _: Exception) -> Response:
+    _client_gone(request.scope)
+    return Response(status_code=CLIENT_CLOSED)
 
 
 def _crash() -> Response:

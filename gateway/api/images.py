@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 import orjson
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -29,8 +31,11 @@ from gateway.pipeline.images import ImageRequest
 from gateway.runtime import Runtime
 
 CLIENT_CLOSED = 499
-_IMAGE_FIELD = re.compile(r"^image(\[\d*\])?$")
+# ASCII digits only: `\d` and str.isdigit() also take '²' or '٣', which int() then refuses or misreads.
+_IMAGE_FIELD = re.compile(r"image(\[[0-9]{0,3}\])?")
+_FORM_INT = re.compile(r"-?[0-9]{1,9}")
 _FORM_INTS = ("n", "output_compression", "partial_images")
+MAX_FILES, MAX_FIELDS = 64, 256
 
 
 async def generations(request: Request) -> Response | SSEResponse:
@@ -81,7 +86,7 @@ def _image_request(operation: Operation, body: JSONObject, parsed: ImagesGenerat
 async def _multipart_edit(request: Request, rt: Runtime) -> ImageRequest:
     # The body is read under the size limit first; the form parser then works from memory.
     request._body = await read_body(request, rt.settings.limits.max_request_body_bytes)
-    form = await request.form(max_files=64, max_fields=256)
+    form = await _form(request)
     try:
         fields: JSONObject = {}
         images: list[tuple[str, UploadFile]] = []
@@ -90,12 +95,14 @@ async def _multipart_edit(request: Request, rt: Runtime) -> ImageRequest:
             if isinstance(value, UploadFile):
                 if name == "mask":
                     mask = value
-                elif _IMAGE_FIELD.match(name):
+                elif _IMAGE_FIELD.fullmatch(name):
                     images.append((name, value))
                 else:
                     raise InvalidRequest(f"Unexpected file field '{name}'.", param=name)
+            elif name in fields:  # a scalar field twice: which one was meant cannot be told
+                raise InvalidRequest(f"The field '{name}' was sent more than once.", param=name)
             else:
-                fields[name] = int(value) if name in _FORM_INTS and value.lstrip("-").isdigit() else value
+                fields[name] = int(value) if name in _FORM_INTS and _FORM_INT.fullmatch(value) else value
         if not images:
             raise InvalidRequest("An edit needs at least one image file.", code="missing_required_parameter",
                                  param="image")  # fmt: skip
@@ -116,6 +123,22 @@ async def _multipart_edit(request: Request, rt: Runtime) -> ImageRequest:
         files=tuple(parts),
         multipart=True,
     )
+
+
+async def _form(request: Request) -> FormData:
+    """The parsed form; a body the parser refuses is a 400 that says why."""
+    try:
+        return await request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
+    except (MultiPartException, HTTPException) as exc:
+        reason = exc.message if isinstance(exc, MultiPartException) else str(exc.detail)
+    param = None
+    if reason.startswith("Missing boundary"):
+        reason = "the Content-Type header has no boundary (multipart/form-data; boundary=...)"
+    elif reason.startswith("Too many files"):
+        reason, param = f"an edit takes at most {MAX_FILES} files", "image"
+    elif reason.startswith("Too many fields"):
+        reason = f"an edit takes at most {MAX_FIELDS} fields"
+    raise InvalidRequest(f"Invalid multipart body: {reason}", code="invalid_multipart", param=param)
 
 
 async def _part(field: str, upload: UploadFile, what: str) -> ImagePart:

@@ -1,12 +1,15 @@
 """Token keys (generated, hashed, never stored in clear) and the cached key → caller lookup.
 
 A lookup is cached in process for `auth.token_cache_seconds`; a change made through this node's
-admin API (disable, delete, rotate) drops the cached entry at once.
+admin API (disable, delete, rotate) drops the cached entry at once, and a lookup that was already
+reading the database when the change came is not cached (it may hold the row from before).
+A database that cannot be reached makes the lookup a 503, not a crash.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -15,9 +18,12 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.db import repositories as repo
+from gateway.db.errors import DATABASE_ERRORS, describe
 from gateway.db.models import Token
 from gateway.domain import Caller
-from gateway.errors import AuthenticationError
+from gateway.errors import AuthenticationError, ServiceUnavailable
+
+log = logging.getLogger("gateway.auth")
 
 KEY_PREFIX_LEN = 10
 
@@ -65,7 +71,12 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 class TokenAuthenticator:
-    """Resolves a presented key to an active caller, with a short in-process cache."""
+    """Resolves a presented key to an active caller, with a short in-process cache.
+
+    `_epoch` counts invalidations. A lookup notes it before reading the database and caches what it
+    read only if no invalidation came meanwhile: the token id is not known before the read, so any
+    invalidation counts (they are rare; the cost is one uncached lookup).
+    """
 
     def __init__(
         self,
@@ -77,6 +88,7 @@ class TokenAuthenticator:
         self._ttl = ttl_seconds
         self._monotonic = monotonic
         self._cache: dict[str, tuple[Caller, float]] = {}
+        self._epoch = 0
 
     async def resolve(self, key: str | None) -> Caller:
         if not key:
@@ -90,13 +102,13 @@ class TokenAuthenticator:
         if hit is not None and hit[1] > now:
             caller = hit[0]
         else:
-            async with self._sessionmaker() as session:
-                token = await repo.get_token_by_hash(session, key_hash)
+            epoch = self._epoch
+            token = await self._read(key_hash)
             if token is None or token.status != "active":
                 self._cache.pop(key_hash, None)
                 raise AuthenticationError("Incorrect API key provided.")
             caller = caller_from_row(token)
-            if self._ttl > 0:
+            if self._ttl > 0 and epoch == self._epoch:
                 if len(self._cache) > 100_000:
                     self._cache.clear()
                 self._cache[key_hash] = (caller, now + self._ttl)
@@ -104,7 +116,19 @@ class TokenAuthenticator:
             raise AuthenticationError("This API key has expired.")
         return caller
 
+    async def _read(self, key_hash: str) -> Token | None:
+        try:
+            async with self._sessionmaker() as session:
+                return await repo.get_token_by_hash(session, key_hash)
+        except DATABASE_ERRORS as exc:
+            log.error("token lookup failed, the database is unavailable: %s", describe(exc))
+            raise ServiceUnavailable(
+                "The gateway cannot reach its database right now; please try again shortly."
+            ) from None
+
     def invalidate(self, token_id: str) -> None:
-        """Forget every cached entry of a token (disabled, deleted, rotated or edited)."""
+        """Forget every cached entry of a token (disabled, deleted, rotated or edited), and keep
+        lookups already under way from caching what they read."""
+        self._epoch += 1
         for key_hash in [h for h, (c, _) in self._cache.items() if c.token_id == token_id]:
             del self._cache[key_hash]

@@ -3,6 +3,10 @@
 `submit` never blocks. A background task inserts batches; when the database is down the records
 stay buffered (bounded: the oldest are dropped past `max_buffer`, with a log line) and the insert
 is retried with backoff. `stop` flushes everything that is left.
+
+A batch the database refuses (not an outage: it is up, but will not take these values) is written
+again record by record, so a bad record is logged with its request id and dropped without holding
+back the others (§6.5). Records are made to fit their columns before any insert, so that is rare.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.db import repositories as repo
+from gateway.db.errors import describe, is_outage, is_refusal
 from gateway.domain import UsageRecord
 from gateway.settings import UsageSettings
 
@@ -29,7 +34,8 @@ class UsageWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self.dropped = 0
+        self.dropped = 0  # buffer overflow
+        self.refused = 0  # records the database would not take
         self.written = 0
 
     @property
@@ -66,7 +72,7 @@ class UsageWriter:
             log.error("usage writer stopped with %d record(s) not written", len(self._buffer))
 
     async def flush(self) -> bool:
-        """Write everything buffered now; False if the database refused."""
+        """Write everything buffered now; False if the database could not be reached (the rest stays)."""
         while self._buffer:
             batch = [self._buffer.popleft() for _ in range(min(self._settings.batch_size, len(self._buffer)))]
             try:
@@ -74,12 +80,59 @@ class UsageWriter:
             except asyncio.CancelledError:
                 self._buffer.extendleft(reversed(batch))
                 raise
-            except Exception:
-                self._buffer.extendleft(reversed(batch))
-                log.exception("writing %d usage record(s) failed; will retry", len(batch))
-                return False
+            except Exception as exc:
+                if is_outage(exc):
+                    self._keep(batch, exc)
+                    return False
+                if not await self._one_by_one(batch):
+                    return False
+                continue
             self.written += len(batch)
         return True
+
+    async def _one_by_one(self, batch: list[UsageRecord]) -> bool:
+        """Write a refused batch record by record; False (the rest kept) if the database went away."""
+        unsure: list[tuple[UsageRecord, Exception]] = []  # failed, but not clearly for their values
+        wrote = False
+        for n, record in enumerate(batch):
+            try:
+                await self._write([record])
+            except asyncio.CancelledError:
+                self._buffer.extendleft(reversed([r for r, _ in unsure] + batch[n:]))
+                raise
+            except Exception as exc:
+                if is_outage(exc):
+                    self._keep([r for r, _ in unsure] + batch[n:], exc)
+                    return False
+                if is_refusal(exc):
+                    self._drop(record, exc)
+                else:
+                    unsure.append((record, exc))
+                continue
+            wrote = True
+            self.written += 1
+        if unsure and not wrote:
+            # Not one record went in, and not because of its values: the database is the problem
+            # (a missing table, a read-only replica). Keep them until it is fixed.
+            self._keep([r for r, _ in unsure], unsure[0][1])
+            return False
+        for record, error in unsure:
+            self._drop(record, error)
+        return True
+
+    def _keep(self, records: list[UsageRecord], exc: Exception) -> None:
+        self._buffer.extendleft(reversed(records))
+        log.error("writing %d usage record(s) failed; will retry: %s", len(records), describe(exc))
+
+    def _drop(self, record: UsageRecord, exc: Exception) -> None:
+        self.refused += 1
+        rid = record.request_id
+        log.error(
+            "usage record %s refused by the database, dropped: %s",
+            rid,
+            describe(exc),
+            extra={"request_id": rid},
+        )
 
     async def _write(self, batch: list[UsageRecord]) -> None:
         last_used: dict[str, datetime] = {}

@@ -43,7 +43,7 @@ class UsageRecordRow(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    request_id: Mapped[str] = mapped_column(String(128), index=True)  # edge.MAX_ID_LEN
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     token_id: Mapped[str] = mapped_column(String(40))
     group: Mapped[str] = mapped_column(String(100))

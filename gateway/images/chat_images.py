@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from gateway.errors import GatewayError
@@ -19,7 +19,10 @@ from gateway.storage.base import ObjectStore
 
 log = logging.getLogger("gateway.images")
 
-_MARKDOWN_IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*((?:data:image/|https?://)[^)\s]+)\s*\)")
+# Each is linear on its own: a literal start, and no repetition followed by another that overlaps it.
+_ANCHOR = re.compile(r"\]\(\s*(data:image/|https?://)")
+_SPACES = re.compile(r"\s*")
+_URL_STOP = re.compile(r"[)\s]")
 
 Rehost = Callable[[str], Awaitable[str]]
 
@@ -54,10 +57,10 @@ class ChatImages:
     async def _content(self, content: str) -> str:
         parts: list[str] = []
         last = 0
-        for match in _MARKDOWN_IMAGE.finditer(content):
-            parts.append(content[last : match.start()])
-            parts.append(f"![{match.group(1)}]({await self._rehost(match.group(2))})")
-            last = match.end()
+        for start, end, alt, url in markdown_images(content):
+            parts.append(content[last:start])
+            parts.append(f"![{alt}]({await self._rehost(url)})")
+            last = end
         parts.append(content[last:])
         return "".join(parts)
 
@@ -72,3 +75,38 @@ class ChatImages:
         except GatewayError as exc:
             log.error("could not re-host a chat image, passing it through: %s", exc.message)
             return url
+
+
+def markdown_images(text: str) -> Iterator[tuple[int, int, str, str]]:
+    r"""`(start, end, alt, url)` of each `![alt](url)` whose URL is `data:image/…` or http(s).
+
+    The same spans as the pattern `!\[([^\]]*)\]\(\s*((?:data:image/|https?://)[^)\s]+)\s*\)` finds,
+    but in linear time: that pattern rescans to the end of the text from every unclosed `![` or
+    `![a](https://`, which is quadratic. Here the scan moves from one `](<scheme>` to the next, and
+    no character is looked at more than a few times, because
+    - the image that ends its alt text at a `]` starts at the first `![` after the `]` before it,
+      so looking for it goes back no further than that `]`;
+    - a URL that starts inside a URL already scanned ends where that one ended: when that one was
+      not followed by `)`, neither is this one, and the scan jumps to the end of it.
+    """
+    pos = last_end = 0
+    while anchor := _ANCHOR.search(text, pos):
+        close, url_start = anchor.start(), anchor.start(1)
+        before = text.rfind("]", last_end, close)
+        start = text.find("![", max(before + 1, last_end), close)
+        if start < 0:
+            pos = close + 1
+            continue
+        stop = _URL_STOP.search(text, anchor.end())
+        url_end = stop.start() if stop else len(text)
+        end = _skip_spaces(text, url_end)
+        if url_end == anchor.end() or not text.startswith(")", end):
+            pos = max(close + 1, url_end - 2)  # a later `](` can only start a new URL from here on
+            continue
+        yield start, end + 1, text[start + 2 : close], text[url_start:url_end]
+        pos = last_end = end + 1
+
+
+def _skip_spaces(text: str, pos: int) -> int:
+    spaces = _SPACES.match(text, pos)
+    return spaces.end() if spaces else pos

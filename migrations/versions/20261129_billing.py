@@ -1,7 +1,7 @@
 """billing: the shortfall of a settlement on the usage record
 
 Revision ID: 20261129_billing
-Revises: 0001
+Revises: 20261129_usage_widths
 Create Date: 2026-11-29 09:00:00
 
 A settlement whose real cost exceeds the reservation by more than the quota left charges the quota down
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision: str = "20261129_billing"
-down_revision: str | None = "0001"
+down_revision: str | None = "20261129_usage_widths"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -47,10 +47,24 @@ async def test_chunks_relayed_then_closed() -> None:
 
 
 async def test_keepalive_while_idle_and_not_while_busy() -> None:
-    sent = await run(SSEResponse(events(b"data: 1\n\n", 0.25, b"data: 2\n\n"), 0.05), never_disconnects())
+    # The stream stays idle until the timer has sent three keepalives: counted, not timed.
+    sent: list[dict[str, Any]] = []
+    three_sent = asyncio.Event()
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if [m.get("body") for m in sent].count(KEEPALIVE) == 3:
+            three_sent.set()
+
+    async def idle_between() -> AsyncGenerator[bytes, None]:
+        yield b"data: 1\n\n"
+        await three_sent.wait()
+        yield b"data: 2\n\n"
+
+    await SSEResponse(idle_between(), 0.01)({"type": "http"}, never_disconnects(), send)
     bodies = [m["body"] for m in sent[1:]]
-    assert bodies[0] == b"data: 1\n\n" and bodies[-2:] == [b"data: 2\n\n", b""]
-    assert 2 <= bodies.count(KEEPALIVE) <= 6
+    assert bodies[:4] == [b"data: 1\n\n", KEEPALIVE, KEEPALIVE, KEEPALIVE]
+    assert bodies[-2:] == [b"data: 2\n\n", b""] and set(bodies[4:-2]) <= {KEEPALIVE}
     busy = await run(SSEResponse(events(b"data: 1\n\n", b"data: 2\n\n"), 0.05), never_disconnects())
     assert KEEPALIVE not in [m["body"] for m in busy[1:]]
 

@@ -1,3 +1,4 @@
+import asyncio
 import hashlib
 import re
 from datetime import UTC, datetime, timedelta
@@ -5,6 +6,8 @@ from typing import Any, cast
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.auth import manage
@@ -18,7 +21,7 @@ from gateway.auth.tokens import (
 )
 from gateway.db import repositories as repo
 from gateway.db.models import Token
-from gateway.errors import AuthenticationError
+from gateway.errors import AuthenticationError, ServiceUnavailable
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 
@@ -246,3 +249,86 @@ async def test_refused_lookup_is_not_cached(sessionmaker: Sessionmaker) -> None:
     await assert_refused(auth, key)
     await update(sessionmaker, token.id, status="active")
     assert (await auth.resolve(key)).token_id == token.id
+
+
+class GatedLookup:
+    """Stands in for repo.get_token_by_hash: the first lookup reads the row, then waits for `release`
+    before it returns, so a test can revoke the token in between."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.real = repo.get_token_by_hash
+        self.read_done = asyncio.Event()
+        self.release = asyncio.Event()
+        self.reads = 0
+        monkeypatch.setattr(repo, "get_token_by_hash", self)
+
+    async def __call__(self, session: AsyncSession, key_hash: str) -> Token | None:
+        token = await self.real(session, key_hash)
+        self.reads += 1
+        if self.reads == 1:
+            self.read_done.set()
+            await self.release.wait()
+        return token
+
+
+async def revoke(sm: Sessionmaker, how: str, token_id: str) -> None:
+    """What the admin API does before it invalidates the cache: PATCH status, DELETE, or rotate."""
+    if how == "disable":
+        await update(sm, token_id, status="disabled")
+    elif how == "delete":
+        await delete(sm, token_id)
+    else:
+        async with sm() as session, session.begin():
+            assert await manage.rotate(session, token_id)
+
+
+@pytest.mark.parametrize("how", ["disable", "delete", "rotate"])
+async def test_lookup_that_read_the_row_before_a_revocation_does_not_cache_it(
+    sessionmaker: Sessionmaker, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    token, key = await create_token(sessionmaker)
+    auth = authenticator(sessionmaker, ttl=3600)
+    lookup = GatedLookup(monkeypatch)
+    in_flight = asyncio.create_task(auth.resolve(key))
+    await lookup.read_done.wait()  # the row has been read, still active
+    await revoke(sessionmaker, how, token.id)
+    auth.invalidate(token.id)  # ...and the cache is told, while that lookup is still under way
+    lookup.release.set()
+    assert (await in_flight).token_id == token.id  # that request started before the revocation
+    await assert_refused(auth, key)  # the next one must not find it cached
+    assert lookup.reads == 2
+
+
+class DownSessionmaker:
+    """A database that cannot be reached: opening a session or running the lookup raises `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __call__(self) -> AsyncSession:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionRefusedError(111, "Connect call failed"),
+        TimeoutError(),
+        OperationalError("SELECT tokens", {}, Exception("could not connect to server")),
+        DBAPIError("SELECT tokens", {}, Exception("connection was closed"), connection_invalidated=True),
+        SATimeoutError("QueuePool limit of size 10 overflow 0 reached"),
+    ],
+    ids=["refused", "timeout", "operational", "dbapi", "pool"],
+)
+async def test_database_outage_during_lookup_is_a_503(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    auth = authenticator(cast(Sessionmaker, DownSessionmaker(error)))
+    with caplog.at_level("WARNING"), pytest.raises(ServiceUnavailable) as info:
+        await auth.resolve(generate_key())
+    err = info.value
+    assert (err.status, err.type, err.code) == (503, "server_error", "service_unavailable")
+    assert "SELECT" not in err.message and "try again" in err.message
+    (line,) = [r for r in caplog.records if r.name == "gateway.auth"]
+    assert line.exc_info is None and "database" in line.getMessage()  # one line, no traceback
+    assert "SELECT" not in line.getMessage()

@@ -1,4 +1,7 @@
+from __future__ import annotations
+
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -40,19 +43,53 @@ async def request_ids(sm: Sessionmaker) -> list[str]:
         return list(rows.scalars())
 
 
-class FlakySessionmaker:
-    """A sessionmaker that refuses (like a database that is down) until `up` is set."""
+class Watched:
+    """A sessionmaker that tells the test each time a session has closed (its transaction is over) or
+    could not be opened, so a test waits for the writer's progress instead of sleeping."""
 
     def __init__(self, inner: Sessionmaker) -> None:
         self.inner = inner
+        self.changed = asyncio.Event()
+
+    def __call__(self) -> _WatchedSession:
+        return _WatchedSession(self)
+
+    async def until(self, done: Callable[[], bool]) -> None:
+        """Wait until `done()` holds; it is checked after every session (the timeout only stops a hang)."""
+        while not done():
+            self.changed.clear()
+            await asyncio.wait_for(self.changed.wait(), timeout=20)
+
+
+class _WatchedSession:
+    def __init__(self, maker: Watched) -> None:
+        self.maker = maker
+        self.session = maker.inner()
+
+    async def __aenter__(self) -> AsyncSession:
+        return await self.session.__aenter__()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            await self.session.__aexit__(*exc)
+        finally:
+            self.maker.changed.set()
+
+
+class FlakySessionmaker(Watched):
+    """A sessionmaker that refuses (like a database that is down) until `up` is set."""
+
+    def __init__(self, inner: Sessionmaker) -> None:
+        super().__init__(inner)
         self.up = False
         self.failures = 0
 
-    def __call__(self) -> AsyncSession:
+    def __call__(self) -> _WatchedSession:
         if not self.up:
             self.failures += 1
+            self.changed.set()
             raise ConnectionRefusedError("database is down")
-        return self.inner()
+        return super().__call__()
 
 
 class SlowSessionmaker:
@@ -63,7 +100,7 @@ class SlowSessionmaker:
         self.delay = delay
         self.opening = asyncio.Event()
 
-    def __call__(self) -> "SlowSession":
+    def __call__(self) -> SlowSession:
         return SlowSession(self)
 
 
@@ -83,7 +120,7 @@ class SlowSession:
         await self.session.__aexit__(*exc)
 
 
-def writer(sm: Sessionmaker | FlakySessionmaker | SlowSessionmaker, **settings: Any) -> UsageWriter:
+def writer(sm: Sessionmaker | Watched | SlowSessionmaker, **settings: Any) -> UsageWriter:
     return UsageWriter(cast(Sessionmaker, sm), UsageSettings(**settings))
 
 
@@ -107,29 +144,25 @@ async def test_stop_without_start_still_flushes(sessionmaker: Sessionmaker) -> N
 
 
 async def test_full_batch_wakes_the_writer(sessionmaker: Sessionmaker) -> None:
-    w = writer(sessionmaker, batch_size=5, flush_interval_seconds=60)
+    watched = Watched(sessionmaker)
+    w = writer(watched, batch_size=5, flush_interval_seconds=60)
     w.start()
     try:
         for i in range(5):
             w.submit(record(i))
-        for _ in range(200):
-            if w.written == 5:
-                break
-            await asyncio.sleep(0.01)
+        await watched.until(lambda: w.written == 5)
         assert await count_rows(sessionmaker) == 5  # written long before the 60 s interval
     finally:
         await w.stop()
 
 
 async def test_interval_flushes_a_partial_batch(sessionmaker: Sessionmaker) -> None:
-    w = writer(sessionmaker, batch_size=100, flush_interval_seconds=0.02)
+    watched = Watched(sessionmaker)
+    w = writer(watched, batch_size=100, flush_interval_seconds=0.02)
     w.start()
     try:
         w.submit(record(1))
-        for _ in range(200):
-            if w.written:
-                break
-            await asyncio.sleep(0.01)
+        await watched.until(lambda: w.written == 1)
         assert await count_rows(sessionmaker) == 1
     finally:
         await w.stop()
@@ -187,17 +220,10 @@ async def test_background_writer_retries_until_the_database_is_back(sessionmaker
     try:
         for i in range(6):
             w.submit(record(i))
-        for _ in range(200):
-            if flaky.failures >= 2:
-                break
-            await asyncio.sleep(0.01)
-        assert flaky.failures >= 2  # tried, failed, tried again
+        await flaky.until(lambda: flaky.failures >= 2)  # tried, failed, tried again
         assert w.depth == 6
         flaky.up = True
-        for _ in range(300):
-            if w.written == 6:
-                break
-            await asyncio.sleep(0.01)
+        await flaky.until(lambda: w.written == 6)
         assert w.written == 6 and w.depth == 0
         assert await count_rows(sessionmaker) == 6
     finally:
@@ -234,7 +260,7 @@ async def test_stop_during_a_write_loses_no_record(sessionmaker: Sessionmaker) -
     w.start()
     w.submit(record(1))
     w.submit(record(2))  # a full batch: the background task starts writing it
-    await asyncio.wait_for(slow.opening.wait(), timeout=2)
+    await asyncio.wait_for(slow.opening.wait(), timeout=20)
     await w.stop()  # SIGTERM while that batch is on its way to the database
     assert await count_rows(sessionmaker) + w.depth == 2
     assert await count_rows(sessionmaker) == 2

@@ -144,6 +144,9 @@ def _check_round_trip(url: str) -> None:
         assert tokens["indexes"]["ix_tokens_group"] == (["group"], False)
         assert tokens["indexes"]["ix_tokens_status"] == (["status"], False)
         assert usage["indexes"]["ix_usage_records_token_id_created_at"] == (["token_id", "created_at"], False)
+        assert usage["indexes"]["ix_usage_records_request_id"] == (["request_id"], False)
+        # Every request id the edge accepts (128 characters) fits (20261129_usage_widths).
+        assert usage["columns"]["request_id"]["type"].length == 128
 
         # The migration and the models describe the same schema: autogenerate finds nothing to do.
         assert _inspect(url, _drift) == []
@@ -165,14 +168,49 @@ def _check_round_trip(url: str) -> None:
         migrate.downgrade(url, "base")
 
 
+def _insert_usage(conn: Connection, request_id: str) -> None:
+    conn.execute(
+        sa.text(
+            'INSERT INTO usage_records (request_id, created_at, token_id, "group", endpoint, model,'
+            " attempts, status, http_status, stream, latency_ms, prompt_tokens, completion_tokens,"
+            " total_tokens, text_input_tokens, cached_input_tokens, image_input_tokens, text_output_tokens,"
+            " image_output_tokens, image_count, unit_price_micro_usd, cost_micro_usd, usage_estimated)"
+            " VALUES (:rid, CURRENT_TIMESTAMP, 't', 'g', 'e', 'm', '[]', 'failed', 0, false, 0, 0, 0, 0,"
+            " 0, 0, 0, 0, 0, 0, 0, 0, false)"
+        ),
+        {"rid": request_id},
+    )
+    conn.commit()
+
+
+def _request_ids(conn: Connection) -> list[str]:
+    return list(conn.execute(sa.text("SELECT request_id FROM usage_records ORDER BY id")).scalars())
+
+
+def _check_widths_downgrade_keeps_records(url: str) -> None:
+    """Down from the widened request_id: a record with a longer id is kept, its id cut to 64."""
+    migrate.upgrade(url)
+    try:
+        _inspect(url, lambda c: _insert_usage(c, "r" * 100))
+        assert _inspect(url, _request_ids) == ["r" * 100]
+        migrate.downgrade(url, "0001")
+        assert _inspect(url, _request_ids) == ["r" * 64]
+        migrate.upgrade(url)
+        assert _inspect(url, _drift) == []
+    finally:
+        migrate.downgrade(url, "base")
+
+
 def test_sqlite_upgrade_and_downgrade(tmp_path: Path) -> None:
     # A directory that does not exist yet: upgrade creates it (the ./data default on a fresh machine).
     db = tmp_path / "nested" / "dir" / "gateway.db"
     _check_round_trip(f"sqlite+aiosqlite:///{db}")
     assert db.is_file()
+    _check_widths_downgrade_keeps_records(f"sqlite+aiosqlite:///{db}")
 
 
 @requires_postgres
 def test_postgres_upgrade_and_downgrade(pg_database: str) -> None:
     assert _inspect(pg_database, _tables) == set()
     _check_round_trip(pg_database)
+    _check_widths_downgrade_keeps_records(pg_database)

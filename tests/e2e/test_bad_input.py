@@ -38,6 +38,11 @@ def assert_error(resp: httpx.Response, status: int, code: str, param: str | None
         (b'{"model": "chat-basic", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}', 400,
          "invalid_value", "stream"),
         (b'{"messages": [{"role": "user", "content": "x"}]}', 400, "missing_required_parameter", "model"),
+        # numbers sent as strings are refused, not coerced and forwarded (OpenAI refuses them too)
+        (b'{"model": "chat-basic", "messages": [{"role": "user", "content": "x"}], "max_tokens": "5"}', 400,
+         "invalid_value", "max_tokens"),
+        (b'{"model": "chat-basic", "messages": [{"role": "user", "content": "x"}], "temperature": "1"}', 400,
+         "invalid_value", "temperature"),
         (b'{"model": "nope", "messages": [{"role": "user", "content": ""}]}', 404, "model_not_found",
          "model"),
     ],

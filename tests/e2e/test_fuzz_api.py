@@ -225,17 +225,6 @@ def declared_groups(body: dict[str, Any]) -> dict[str, Any]:
     return steered
 
 
-def known_defect(case: Case) -> bool:
-    """Cases that hit defects fixed elsewhere and not merged here yet. Each is as narrow as it can be;
-    remove it once its fix is in.
-
-    - `multipart/form-data` with no boundary on the multipart edits route: 500 (the multipart parser's
-      error is not turned into a 400).
-    """
-    content_type = next((v for k, v in (case.headers or {}).items() if k.lower() == "content-type"), "")
-    return case.path == "/v1/images/edits" and content_type == "multipart/form-data"
-
-
 def check_section_2(case: Case, response: Any) -> None:
     """Every error answer: `{"error": {"message": str, "type": str, "param": str|null, "code": str|null}}`."""
     if response.status_code < 400:
@@ -267,8 +256,6 @@ def test_fuzz_api(
     victims: None,
     afterwards: None,
 ) -> None:
-    if known_defect(case):
-        return
     key = ADMIN_TOKEN if case.path.startswith("/admin") else fuzz_token
     response = case.call_and_validate(base_url=live.url, headers={"Authorization": f"Bearer {key}"})
     tally[case.operation.label, response.status_code] += 1

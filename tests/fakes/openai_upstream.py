@@ -3,6 +3,10 @@ stand in for several channels: `/ok/v1/...`, `/fail500/v1/...`, `/r429/v1/...`, 
 
 Answers and error bodies follow the recorded examples in tests/fixtures/openai/.
 Every request is recorded (behaviour, path, headers, JSON body) for assertions.
+
+Ordering events are logged BEFORE the write they describe: once bytes are written, the gateway and
+the test's client may run (in other processes and threads) before this handler logs anything, so
+an event logged after a write can land after what it caused.
 """
 
 from __future__ import annotations
@@ -113,15 +117,16 @@ class FakeOpenAI:
                 if chunk.get("usage") is not None and not include_usage:
                     continue
                 chunk = {**chunk, "model": body["model"]}
-                if i == 0:  # logged before the write: the client may see the chunk before this thread resumes
-                    self.log("upstream_sent_first")
-                await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
                 if i == 0:
-                    if gated and not await self._gate(request):
-                        self.log("upstream_saw_disconnect")
+                    self.log("upstream_sending_first")
+                await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                if i == 0 and gated:
+                    gate = await self._gate(request)
+                    self.log(f"upstream_{gate}")
+                    if gate != "released":  # the gateway hung up, or never let the first chunk through
                         self.stream_closed.set()
                         return response
-            self.log("upstream_finished")  # before the write, for the same reason
+            self.log("upstream_sending_last")
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):
@@ -130,15 +135,21 @@ class FakeOpenAI:
             raise
         return response
 
-    async def _gate(self, request: web.Request) -> bool:
-        """Hold the stream until the test releases it; False if the gateway hung up meanwhile."""
+    async def _gate(self, request: web.Request) -> str:
+        """Hold the rest of the stream until the test has the first chunk and sets `release_stream`.
+
+        "released", or "saw_disconnect" if the gateway hung up meanwhile, or "gate_timed_out" if
+        nothing came within 10 s (a gateway that holds the first chunk back until the end).
+        """
         deadline = time.monotonic() + 10
-        while not self.release_stream.is_set() and time.monotonic() < deadline:
+        while not self.release_stream.is_set():
             transport = request.transport
             if transport is None or transport.is_closing():
-                return False
+                return "saw_disconnect"
+            if time.monotonic() > deadline:
+                return "gate_timed_out"
             await asyncio.sleep(0.01)
-        return True
+        return "released"
 
 
 def wait_for(predicate: Any, timeout: float = 5.0) -> bool:

@@ -58,6 +58,79 @@ def test_multipart_without_an_image(gateway: GatewayProcess, token: str, fake: F
     assert fake.count() == 0
 
 
+def test_multipart_scalar_field_sent_twice(
+    gateway: GatewayProcess, token: str, fake: FakeOpenAIImages
+) -> None:
+    files = [("image", ("a.png", PNG, "image/png"))]
+    data = {"model": "gpt-image-2", "prompt": "p", "quality": ["low", "high"]}
+    resp = post(gateway, token, "/v1/images/edits", files=files, data=data)
+    assert assert_error(resp, 400, "invalid_request")["param"] == "quality"
+    assert fake.count() == 0
+
+
+# -- multipart bodies the form parser refuses: a 400 naming the problem, never a 500 ---------------------
+
+
+def test_multipart_without_a_boundary(gateway: GatewayProcess, token: str, fake: FakeOpenAIImages) -> None:
+    headers = {"Content-Type": "multipart/form-data"}
+    resp = post(gateway, token, "/v1/images/edits", content=b"--x\r\n\r\n", headers=headers)
+    error = assert_error(resp, 400, "invalid_multipart")
+    assert error["type"] == "invalid_request_error"
+    assert "boundary" in error["message"]
+    assert fake.count() == 0
+
+
+def test_multipart_that_does_not_parse(gateway: GatewayProcess, token: str, fake: FakeOpenAIImages) -> None:
+    headers = {"Content-Type": "multipart/form-data; boundary=xyz"}
+    body = b"--xyz\r\nContent-Disposition: form-data\r\n\r\nno name\r\n--xyz--\r\n"
+    error = assert_error(post(gateway, token, "/v1/images/edits", content=body, headers=headers), 400,
+                         "invalid_multipart")  # fmt: skip
+    assert "name" in error["message"]
+    assert fake.count() == 0
+
+
+def test_multipart_with_too_many_files(gateway: GatewayProcess, token: str, fake: FakeOpenAIImages) -> None:
+    files = [("image[]", (f"{i}.png", PNG, "image/png")) for i in range(65)]
+    resp = post(gateway, token, "/v1/images/edits", files=files, data={"model": "gpt-image-2", "prompt": "p"})
+    error = assert_error(resp, 400, "invalid_multipart")
+    assert "at most 64 files" in error["message"]
+    assert error["param"] == "image"
+    assert fake.count() == 0
+
+
+def test_multipart_with_too_many_fields(gateway: GatewayProcess, token: str, fake: FakeOpenAIImages) -> None:
+    data = {"model": "gpt-image-2", "prompt": "p", **{f"extra_{i}": "x" for i in range(300)}}
+    resp = post(gateway, token, "/v1/images/edits", files=[("image", ("a.png", PNG, "image/png"))], data=data)
+    error = assert_error(resp, 400, "invalid_multipart")
+    assert "at most 256 fields" in error["message"]
+    assert fake.count() == 0
+
+
+@pytest.mark.parametrize("name", ["image[²]", "image[١]", "image[1x]", "images"])
+def test_multipart_image_field_with_a_bad_name(
+    gateway: GatewayProcess, token: str, fake: FakeOpenAIImages, name: str
+) -> None:
+    files = [(name, ("a.png", PNG, "image/png"))]
+    resp = post(gateway, token, "/v1/images/edits", files=files, data={"model": "gpt-image-2", "prompt": "p"})
+    error = assert_error(resp, 400, "invalid_request")
+    assert error["param"] == name
+    assert fake.count() == 0
+
+
+@pytest.mark.parametrize("field", ["n", "output_compression", "partial_images"])
+@pytest.mark.parametrize("value", ["²", "٣", "1²", "9" * 5000, "-"])
+def test_multipart_number_field_that_is_not_a_number(
+    gateway: GatewayProcess, token: str, fake: FakeOpenAIImages, field: str, value: str
+) -> None:
+    files = [("image", ("a.png", PNG, "image/png"))]
+    data = {"model": "gpt-image-2", "prompt": "p", field: value}
+    error = assert_error(
+        post(gateway, token, "/v1/images/edits", files=files, data=data), 400, "invalid_value"
+    )
+    assert error["param"] == field
+    assert fake.count() == 0
+
+
 @pytest.mark.parametrize("model", ["gpt-image-2", "gpt-image-mp"])
 @pytest.mark.parametrize(
     ("url", "reason"),
