@@ -361,3 +361,34 @@ def test_account_usage_and_channel_answers_are_as_documented(
         conforms(doc, method, path, resp)
     for method, path, url, _, _ in calls:  # without a token: the 401 each declares
         conforms(doc, method, path, client.request(method.upper(), url))
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "value"),
+    [
+        ("/v1/chat/completions", "max_tokens", "5"),
+        ("/v1/chat/completions", "max_completion_tokens", True),
+        ("/v1/chat/completions", "n", 1.5),
+        ("/v1/chat/completions", "temperature", "0.5"),
+        ("/v1/chat/completions", "top_p", False),
+        ("/v1/images/generations", "n", "1"),
+        ("/v1/images/generations", "partial_images", True),
+        ("/v1/images/generations", "output_compression", "50"),
+    ],
+)
+def test_a_number_the_document_refuses_is_refused(
+    client: TestClient, doc: dict[str, Any], path: str, field: str, value: object
+) -> None:
+    """The JSON bodies' numbers are JSON numbers, as the document says (and OpenAI checks): no string,
+    no boolean, no fraction for an integer."""
+    created = client.post("/admin/tokens", json={"name": "t"}, headers=ADMIN)
+    user = {"Authorization": f"Bearer {created.json()['key']}"}
+    if path == "/v1/chat/completions":
+        body: dict[str, Any] = {"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]}
+        model = "ChatCompletionRequest"
+    else:
+        body, model = {"model": "mock-image", "prompt": "p"}, "ImagesGenerateRequest"
+    assert not is_valid(doc, model, {**body, field: value})
+    resp = client.post(path, json={**body, field: value}, headers=user)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["param"] == field

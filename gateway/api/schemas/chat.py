@@ -1,10 +1,14 @@
-"""The chat completions request, validated; the original body is what gets forwarded."""
+"""The chat completions request, validated; the original body is what gets forwarded.
+
+Numbers are strict, as the OpenAPI document generated from this model says and as OpenAI checks: an
+integer is a JSON integer, a number is a JSON number, never a string or a boolean.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 
 class _Open(BaseModel):
@@ -30,11 +34,11 @@ class ChatCompletionRequest(_Open):
     stream: StrictBool | None = None
     stream_options: StreamOptions | None = None
     group: StrictStr | None = None
-    n: int | None = Field(None, ge=1, le=128)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, ge=0, le=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    n: StrictInt | None = Field(None, ge=1, le=128)
+    temperature: StrictFloat | None = Field(None, ge=0, le=2)
+    top_p: StrictFloat | None = Field(None, ge=0, le=1)
+    max_tokens: StrictInt | None = Field(None, ge=1)
+    max_completion_tokens: StrictInt | None = Field(None, ge=1)
     stop: StrictStr | list[StrictStr] | None = None
     image_generation: StrictBool | None = None
     modalities: list[StrictStr] | None = None
