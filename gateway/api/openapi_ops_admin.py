@@ -35,6 +35,7 @@ def _admin(
     body: type[BaseModel] | None = None,
     ok_status: int = 200,
     ok_media: tuple[str, ...] = ("application/json",),
+    ok_description: str = "OK",
     params: dict[str, str] | None = None,
     error_text: dict[int, str] | None = None,
 ) -> Op:
@@ -49,6 +50,7 @@ def _admin(
         body=body,
         ok_status=ok_status,
         ok_media=ok_media,
+        ok_description=ok_description,
         params=params or {},
         error_text=error_text or {},
     )
@@ -113,6 +115,7 @@ _USAGE_OPS: dict[tuple[str, str], Op] = {
         description="One record per request that reached routing (§6.5). `format=csv` streams every "
         "matching record (newest first, the record's fields as columns, `attempts` as JSON) with no paging.",
         ok_media=("application/json", "text/csv"),
+        ok_description="A page of records (JSON), or every matching record (`format=csv`)",
         params={
             **_FILTERS,
             "cursor": "the `next_cursor` of the previous page",
@@ -121,7 +124,8 @@ _USAGE_OPS: dict[tuple[str, str], Op] = {
         },
         error_text={
             400: f"An invalid query parameter (`param` names it): {_BAD_TIME}, a `cursor` that is not a "
-            "`next_cursor`, a `limit` outside 1-1000, an unknown `status` or `format`, a value too long."
+            "`next_cursor`, a `limit` outside 1-1000, an unknown `status` or `format`, a filter too long or "
+            "holding a NUL character."
         },
     ),
     ("get", "/admin/usage/summary"): _admin(
@@ -134,7 +138,7 @@ _USAGE_OPS: dict[tuple[str, str], Op] = {
         params={"group_by": "one row per model, token, group, channel or UTC day", **_FILTERS},
         error_text={
             400: "A missing or unknown `group_by`, or another invalid query parameter (`param` names it): "
-            f"{_BAD_TIME}, an unknown `status`, a value too long."
+            f"{_BAD_TIME}, an unknown `status`, a filter too long or holding a NUL character."
         },
     ),
 }
