@@ -2,8 +2,9 @@
 
 FastAPI documents the routes it serves (paths, path and query parameters). The hot routes bypass its
 router (see edge.py), so their path items are added here; every operation then gets its bodies, answers,
-errors and auth from the table in `openapi_ops.py`, with schemas generated from the pydantic models that
-validate the requests. The document is built on first use and kept, as JSON bytes, for the process.
+errors, auth and parameter descriptions from the table in `openapi_ops.py`, with schemas generated from
+the pydantic models that validate the requests (and document the answers). The document is built on
+first use and kept, as JSON bytes, for the process.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.responses import HTMLResponse, Response
 
 from gateway.api import openapi_page
-from gateway.api.openapi_ops import ERROR_TEXT, OPS, Auth, Op
+from gateway.api.openapi_op import Auth, Op, error_text
+from gateway.api.openapi_ops import OPS
 from gateway.api.schemas.responses import ErrorResponse
 
 DESCRIPTION = """\
@@ -36,7 +38,7 @@ TAGS = [
     {"name": "account"},
     {"name": "files"},
     {"name": "health"},
-    {"name": "admin", "description": "Token administration, behind the admin token"},
+    {"name": "admin", "description": "Tokens, usage, channels and reload, behind the admin token"},
 ]
 _TOKEN_TEXT = (
     "A gateway token. Also accepted: a bare `Authorization: <token>`, `x-api-key`, `x-goog-api-key`, `?key=`."
@@ -135,16 +137,14 @@ def _ref(refs: Refs, model: type[BaseModel]) -> dict[str, str]:
 
 def _describe(operation: dict[str, Any], op: Op | None, path: str, refs: Refs) -> None:
     """Fill one operation in place from its row of the table."""
-    for parameter in operation.get("parameters", []):
-        parameter["schema"] = _not_null(parameter.get("schema", {}))
-    operation.setdefault("parameters", []).append({"$ref": "#/components/parameters/RequestId"})
+    _parameters(operation, op)
     if op is None:
         # A route the table does not know (a test requires a row for each): what FastAPI says of it,
         # with auth and errors by its path.
         auth: Auth = "admin" if path.startswith("/admin") else "client" if path.startswith("/v1") else "none"
         responses: dict[str, Any] = operation.get("responses", {})
         responses.pop("422", None)
-        responses |= {str(status): _error(auth, status, refs) for status in _AUTH_ERRORS[auth]}
+        responses |= {str(status): _error(op, auth, status, refs) for status in _AUTH_ERRORS[auth]}
     else:
         auth = op.auth
         operation.update(operationId=op.operation_id, summary=op.summary, tags=[op.tag])
@@ -153,8 +153,8 @@ def _describe(operation: dict[str, Any], op: Op | None, path: str, refs: Refs) -
         if op.body or op.multipart:
             operation["requestBody"] = _request_body(op, refs)
         responses = {str(op.ok_status): _ok(op, refs)}
-        responses |= {str(status): _error(auth, status, refs) for status in op.errors}
-        responses |= {str(status): _error(auth, status, refs, model) for status, model in op.other}
+        responses |= {str(status): _error(op, auth, status, refs) for status in op.errors}
+        responses |= {str(status): _error(op, auth, status, refs, model) for status, model in op.other}
     for answer in responses.values():
         answer.setdefault("headers", {}).update(_REQUEST_ID)
     if "429" in responses:
@@ -162,6 +162,30 @@ def _describe(operation: dict[str, Any], op: Op | None, path: str, refs: Refs) -
     operation["responses"] = responses
     if SECURITY[auth]:
         operation["security"] = SECURITY[auth]
+
+
+def _parameters(operation: dict[str, Any], op: Op | None) -> None:
+    """The route's own parameters with the table's descriptions, the ones it ignores, and x-request-id."""
+    parameters: list[dict[str, Any]] = operation.setdefault("parameters", [])
+    described = dict(op.params) if op is not None else {}
+    for parameter in parameters:
+        parameter["schema"] = _not_null(parameter.get("schema", {}))
+        text = described.pop(parameter["name"], None)
+        if text is not None:
+            parameter["description"] = text
+    if described:  # a description of nothing: the table and the route disagree
+        raise ValueError(f"{op.operation_id if op else '?'}: no parameter {sorted(described)}")
+    for name, text in (op.ignored if op is not None else {}).items():
+        parameters.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": text,
+                "schema": {"type": "string"},
+            }
+        )
+    parameters.append({"$ref": "#/components/parameters/RequestId"})
 
 
 def _request_body(op: Op, refs: Refs) -> dict[str, Any]:
@@ -183,7 +207,13 @@ def _ok(op: Op, refs: Refs) -> dict[str, Any]:
     if op.ok is not None:
         content: dict[str, Any] = {"application/json": {"schema": _ref(refs, op.ok)}}
     else:
-        content = {media: {"schema": {"type": "string", "format": "binary"}} for media in op.ok_media}
+        content = {}
+    for media in op.ok_media:  # the other media types: text, or binary (an image file)
+        if media not in content:
+            text = media.startswith("text/")
+            content[media] = {
+                "schema": {"type": "string"} if text else {"type": "string", "format": "binary"}
+            }
     if op.stream is not None:
         content["text/event-stream"] = {"schema": _event_schema(op, refs)}
     return {"description": op.ok_description, "content": content}
@@ -211,8 +241,10 @@ def _event_schema(op: Op, refs: Refs) -> dict[str, Any]:
     }
 
 
-def _error(auth: Auth, status: int, refs: Refs, model: type[BaseModel] = ErrorResponse) -> dict[str, Any]:
-    text = ERROR_TEXT.get((auth, status)) or ERROR_TEXT.get((None, status)) or "Error"
+def _error(
+    op: Op | None, auth: Auth, status: int, refs: Refs, model: type[BaseModel] = ErrorResponse
+) -> dict[str, Any]:
+    text = error_text(op, auth, status)
     return {"description": text, "content": {"application/json": {"schema": _ref(refs, model)}}}
 
 

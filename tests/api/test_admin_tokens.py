@@ -285,6 +285,14 @@ def test_list_filters(client: TestClient) -> None:
     assert body["object"] == "list" and body["next_cursor"] is None
 
 
+@pytest.mark.parametrize("param", ["q", "group", "status", "cursor"])
+def test_list_filter_with_a_nul_is_a_400(client: TestClient, param: str) -> None:
+    # PostgreSQL text cannot hold NUL: refused up front on every backend, never a database error (500).
+    resp = client.get("/admin/tokens", params={param: "a\x00b"}, headers=ADMIN)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["param"] == param
+
+
 def test_list_cursor_pagination(client: TestClient) -> None:
     ids = {create(client, name=f"t{i}")["id"] for i in range(7)}
     seen: list[str] = []

@@ -201,6 +201,12 @@ def test_summary_totals_equal_the_sums_of_the_records(client: TestClient, group_
         ("/admin/usage/records", {"limit": 0}, "limit"),
         ("/admin/usage/records", {"status": "maybe"}, "status"),
         ("/admin/usage/records", {"format": "xml"}, "format"),
+        ("/admin/usage/records", {"cursor": "\u00b2"}, "cursor"),  # a digit to str.isdigit, not to int()
+        ("/admin/usage/records", {"cursor": "9" * 19}, "cursor"),  # past the largest id a database keeps
+        ("/admin/usage/records", {"from": "0001-01-01T00:00:00+01:00"}, "from"),  # before year 1 in UTC
+        ("/admin/usage/summary", {"group_by": "day", "to": "9999-12-31T23:00:00-05:00"}, "to"),
+        ("/admin/usage/records", {"token": "tok\x00"}, "token"),  # PostgreSQL text holds no NUL
+        ("/admin/usage/summary", {"group_by": "model", "model": "m\x00"}, "model"),
     ],
 )
 def test_bad_parameters_are_400(client: TestClient, path: str, params: dict[str, Any], param: str) -> None:

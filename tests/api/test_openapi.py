@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 from fastapi.routing import iter_route_contexts
 from openapi_spec_validator import OpenAPIV31SpecValidator
 from starlette.testclient import TestClient
@@ -20,6 +22,7 @@ from gateway.app import create_app
 from gateway.db import migrate
 from gateway.settings import Settings
 
+ADMIN = {"Authorization": "Bearer adm"}
 HOT_BODIES = {
     "/v1/chat/completions": {"application/json": "ChatCompletionRequest"},
     "/v1beta/openai/chat/completions": {"application/json": "ChatCompletionRequest"},
@@ -31,13 +34,17 @@ HOT_BODIES = {
 }
 
 
+def _config(db: Path) -> dict[str, Any]:
+    return {
+        "database": {"url": f"sqlite+aiosqlite:///{db}"},
+        "admin": {"token": "adm"},
+        "storage": {"backend": "none"},
+        "channels": [{"name": "m", "kind": "mock", "models": ["mock-chat", "mock-image"]}],
+    }
+
+
 def _settings(db: Path) -> Settings:
-    return Settings(
-        database={"url": f"sqlite+aiosqlite:///{db}"},
-        admin={"token": "adm"},
-        storage={"backend": "none"},
-        channels=[{"name": "m", "kind": "mock", "models": ["mock-chat", "mock-image"]}],
-    )
+    return Settings(**_config(db))
 
 
 @pytest.fixture
@@ -125,7 +132,7 @@ def test_auth_is_declared_bearer_for_clients_and_admin_bearer_for_the_admin_api(
     for path, item in doc["paths"].items():
         for method, operation in item.items():
             names = {name for requirement in operation.get("security", []) for name in requirement}
-            if path.startswith("/v1"):
+            if path.startswith(("/v1", "/dashboard")):  # the dashboard billing routes: also without /v1
                 assert "bearerAuth" in names and "401" in operation["responses"], (method, path)
             elif path.startswith("/admin"):
                 assert names == {"adminBearer"} and "401" in operation["responses"], (method, path)
@@ -224,6 +231,7 @@ def test_other_methods_on_a_documented_path_are_405_with_allow(
 ) -> None:
     for path, item in doc["paths"].items():
         url = path.replace("{key}", "2026/01/01/x.png").replace("{token_id}", "tok_x")
+        url = url.replace("{name}", "m").replace("{action}", "disable")
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             if method.lower() in item:
                 continue
@@ -250,3 +258,137 @@ def test_a_post_that_reaches_the_router_is_answered_as_the_edge_answers_it(clien
         assert streamed.status_code == 200 and streamed.text.endswith("data: [DONE]\n\n")
         refused = c.post("/v1/images/generations", json={"model": "mock-image", "prompt": "p"})
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_every_parameter_is_described_and_ignored_ones_are_declared(doc: dict[str, Any]) -> None:
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            for parameter in operation["parameters"]:
+                if "$ref" not in parameter:
+                    assert parameter.get("description"), (method, path, parameter["name"])
+    usage = doc["paths"]["/dashboard/billing/usage"]["get"]["parameters"]
+    assert {p.get("name") for p in usage} >= {"start_date", "end_date"}  # sent by NextChat, not read
+    records = doc["paths"]["/admin/usage/records"]["get"]
+    names = {p.get("name") for p in records["parameters"]}
+    assert names >= {
+        "token",
+        "model",
+        "group",
+        "channel",
+        "status",
+        "from",
+        "to",
+        "cursor",
+        "limit",
+        "format",
+    }
+    assert set(records["responses"]["200"]["content"]) == {"application/json", "text/csv"}
+
+
+def test_a_description_of_a_parameter_the_route_lacks_fails_the_build(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    row = OPS[("get", "/admin/channels/{name}")]
+    monkeypatch.setitem(OPS, ("get", "/admin/channels/{name}"), replace(row, params={"nmae": "typo"}))
+    edge: Any = client.app
+    with pytest.raises(ValueError, match="nmae"):
+        openapi.build(edge.api, edge.routes)
+
+
+def conforms(doc: dict[str, Any], method: str, path: str, resp: Any) -> None:
+    """The answer's status and media type are documented for the operation, and its body fits the schema."""
+    answers = doc["paths"][path][method]["responses"]
+    assert str(resp.status_code) in answers, (method, path, resp.status_code, resp.text)
+    assert resp.headers["x-request-id"]
+    media = resp.headers["content-type"].split(";")[0]
+    content = answers[str(resp.status_code)]["content"]
+    assert media in content, (method, path, media)
+    if media == "application/json":
+        schema = {**content[media]["schema"], "components": doc["components"]}
+        errors = list(jsonschema.Draft202012Validator(schema).iter_errors(resp.json()))
+        assert not errors, (method, path, resp.text, errors[0].message if errors else None)
+
+
+def test_account_usage_and_channel_answers_are_as_documented(
+    client: TestClient, doc: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = client.post("/admin/tokens", json={"name": "t", "quota_usd": 5}, headers=ADMIN)
+    user = {"Authorization": f"Bearer {created.json()['key']}"}
+    for prompt in ("one", "two"):  # usage records from real traffic
+        chat = {"model": "mock-chat", "messages": [{"role": "user", "content": prompt}]}
+        assert client.post("/v1/chat/completions", json=chat, headers=user).status_code == 200
+    image = {"model": "mock-image", "prompt": "p", "response_format": "b64_json"}
+    assert client.post("/v1/images/generations", json=image, headers=user).status_code == 200
+    edge: Any = client.app
+    assert client.portal is not None and client.portal.call(edge.api.state.runtime.usage.flush)
+    config = tmp_path / "config.yaml"  # what /admin/reload reads: the running settings again
+    config.write_text(yaml.safe_dump(_config(tmp_path / "gateway.db")))
+    monkeypatch.setenv("GATEWAY_CONFIG", str(config))
+    first = client.get("/admin/usage/records", params={"limit": 2}, headers=ADMIN)
+    assert len(first.json()["data"]) == 2 and first.json()["next_cursor"]
+    records, summary, one, switch = (
+        "/admin/usage/records",
+        "/admin/usage/summary",
+        "/admin/channels/{name}",
+        "/admin/channels/{name}/{action}",
+    )
+    calls: list[tuple[str, str, str, dict[str, Any], int]] = [
+        ("get", "/v1/me", "/v1/me", {}, 200),
+        *(("get", p, p, {}, 200) for p in doc["paths"] if "/dashboard/billing/" in p),
+        ("get", "/dashboard/billing/usage", "/dashboard/billing/usage", {"start_date": "2026-01-01"}, 200),
+        ("get", records, records, {"cursor": first.json()["next_cursor"]}, 200),
+        ("get", records, records, {"format": "csv", "status": "success"}, 200),
+        ("get", records, records, {"from": "2026-13-01"}, 400),
+        *(
+            ("get", summary, summary, {"group_by": by}, 200)
+            for by in ("model", "token", "group", "channel", "day")
+        ),
+        ("get", summary, summary, {}, 400),
+        ("get", "/admin/channels", "/admin/channels", {}, 200),
+        ("get", one, "/admin/channels/m", {}, 200),
+        ("get", one, "/admin/channels/nope", {}, 404),
+        ("post", switch, "/admin/channels/m/disable", {}, 200),
+        ("post", switch, "/admin/channels/m/enable", {}, 200),
+        ("post", switch, "/admin/channels/m/explode", {}, 400),
+        ("post", switch, "/admin/channels/nope/enable", {}, 404),
+        ("post", "/admin/reload", "/admin/reload", {"scope": "all"}, 200),
+        ("post", "/admin/reload", "/admin/reload", {"scope": "everywhere"}, 400),
+    ]
+    for method, path, url, params, status in calls:
+        headers = ADMIN if path.startswith("/admin") else user
+        resp = client.request(method.upper(), url, params=params, headers=headers)
+        assert resp.status_code == status, (method, url, params, resp.text)
+        conforms(doc, method, path, resp)
+    for method, path, url, _, _ in calls:  # without a token: the 401 each declares
+        conforms(doc, method, path, client.request(method.upper(), url))
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "value"),
+    [
+        ("/v1/chat/completions", "max_tokens", "5"),
+        ("/v1/chat/completions", "max_completion_tokens", True),
+        ("/v1/chat/completions", "n", 1.5),
+        ("/v1/chat/completions", "temperature", "0.5"),
+        ("/v1/chat/completions", "top_p", False),
+        ("/v1/images/generations", "n", "1"),
+        ("/v1/images/generations", "partial_images", True),
+        ("/v1/images/generations", "output_compression", "50"),
+    ],
+)
+def test_a_number_the_document_refuses_is_refused(
+    client: TestClient, doc: dict[str, Any], path: str, field: str, value: object
+) -> None:
+    """The JSON bodies' numbers are JSON numbers, as the document says (and OpenAI checks): no string,
+    no boolean, no fraction for an integer."""
+    created = client.post("/admin/tokens", json={"name": "t"}, headers=ADMIN)
+    user = {"Authorization": f"Bearer {created.json()['key']}"}
+    if path == "/v1/chat/completions":
+        body: dict[str, Any] = {"model": "mock-chat", "messages": [{"role": "user", "content": "hi"}]}
+        model = "ChatCompletionRequest"
+    else:
+        body, model = {"model": "mock-image", "prompt": "p"}, "ImagesGenerateRequest"
+    assert not is_valid(doc, model, {**body, field: value})
+    resp = client.post(path, json={**body, field: value}, headers=user)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["param"] == field

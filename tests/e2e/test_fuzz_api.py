@@ -4,13 +4,15 @@ built-in mock upstream, a client token and the admin token.
 For each documented operation, cases generated from the document (valid ones and invalid ones):
 no 5xx; every error answer in the §2 shape; answers as documented (status, content type, schema,
 `x-request-id`); no error in the gateway's log; and after each operation's cases the gateway still
-answers normal chat and image requests. Bounded: a fixed seed, derandomized generation and a capped
-number of examples per operation, so the run is the same every time and fits the suite's budget.
+answers normal chat and image requests. The admin cases that change server state are undone or are
+harmless (see `restore`), so each check sees the gateway as configured. Bounded: a fixed seed,
+derandomized generation and a capped number of examples per operation, so the run fits the suite's budget.
 """
 
 from __future__ import annotations
 
 import base64
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import is_dataclass, replace
@@ -52,7 +54,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     tmp = tmp_path_factory.mktemp("fuzz")
     config = {
         "groups": {"default": {"ratio": 1.0}, "economy": {"ratio": 0.5}},
-        "channels": [{"name": "mock", "kind": "mock", "models": ["mock-chat", "mock-image"]}],
+        "channels": [
+            {"name": "mock", "kind": "mock", "models": ["mock-chat", "mock-image"]},
+            # Switched off in the file: enabling it at run time is refused (400), and it serves nothing.
+            {"name": "parked", "kind": "mock", "models": ["parked-model"], "enabled": False},
+        ],
         "storage": {"backend": "local", "local": {"root": str(tmp / "images")}},
     }
     proc = GatewayProcess(tmp, config)
@@ -185,18 +191,43 @@ def _schema() -> Any:
 
     @loaded.hook
     def flatmap_path_parameters(context: Any, parameters: dict[str, Any]) -> st.SearchStrategy[Any]:
-        """Most admin cases name a real token, so they reach the database and not only the 404."""
+        """Most admin cases name a real token or channel, so they reach past the 404."""
         token_id = (parameters or {}).get("token_id")
         victim = VICTIMS.get(context.operation.method.lower()) if context.operation else None
         if isinstance(token_id, str) and token_id and victim:
             return st.sampled_from([{**parameters, "token_id": victim}, parameters])
+        name = (parameters or {}).get("name")
+        if isinstance(name, str) and name:
+            return st.sampled_from([{**parameters, "name": n} for n in CHANNELS] + [parameters])
         return st.just(parameters)
+
+    @loaded.hook
+    def flatmap_query(context: Any, query: Any) -> st.SearchStrategy[Any]:
+        """Usage cases often carry real times and cursors, so they reach the database and not only the
+        400s. Only schema-valid values are replaced: a negative case keeps what made it invalid."""
+        if not isinstance(query, dict) or not context.operation or "/usage/" not in context.operation.path:
+            return st.just(query)
+        steered = dict(query)
+        for name, (choices, longest) in USAGE_QUERY.items():
+            value = query.get(name)
+            if isinstance(value, str) and len(value) <= longest:
+                steered[name] = choices[len(value) % len(choices)]
+        return st.sampled_from([steered, query])
 
     return loaded
 
 
 DOCUMENT = create_app(Settings()).api.openapi()
 schema = _schema()
+
+
+CHANNELS = ("mock", "parked")  # the config's: one serving, one switched off in the file
+NOW = time.time()
+USAGE_QUERY = {  # name: (valid values, the schema's maxLength)
+    "from": (("2020-01-01", "2020-01-01T00:00:00Z", "1577836800"), 64),
+    "to": (("2100-01-01", f"{NOW + 3600:.0f}", "2100-01-01T00:00:00+02:00"), 64),
+    "cursor": (("9000000000", "2"), 32),
+}
 
 
 def steer(tag: str, body: Any) -> st.SearchStrategy[Any]:
@@ -223,6 +254,21 @@ def declared_groups(body: dict[str, Any]) -> dict[str, Any]:
     if isinstance(groups, list) and all(isinstance(g, str) for g in groups):
         steered["allowed_groups"] = ["economy", "default"][: len(groups)]
     return steered
+
+
+def restore(case: Case, live: GatewayProcess) -> None:
+    """Undo what a case changed that later checks depend on.
+
+    - `POST /admin/channels/{name}/{action}`: a case may switch off `mock`, the one channel that serves
+      the models: every later chat and image request (the other cases, `still_serves`) would get 503.
+      It is switched back on after each case of that operation, so both switches are fuzzed for real.
+    - `POST /admin/reload` needs nothing: it re-reads the same config file, which changes no setting
+      (`needs_restart` is empty) and keeps run-time switches; it only gives keys disabled by an
+      upstream's 401/403 another chance, and the mock upstream never refuses one.
+    """
+    if case.operation.path == "/admin/channels/{name}/{action}":
+        resp = live.admin("POST", "/admin/channels/mock/enable")
+        assert resp.status_code == 200 and resp.json()["enabled"] is True, resp.text
 
 
 def check_section_2(case: Case, response: Any) -> None:
@@ -257,7 +303,10 @@ def test_fuzz_api(
     afterwards: None,
 ) -> None:
     key = ADMIN_TOKEN if case.path.startswith("/admin") else fuzz_token
-    response = case.call_and_validate(base_url=live.url, headers={"Authorization": f"Bearer {key}"})
+    try:
+        response = case.call_and_validate(base_url=live.url, headers={"Authorization": f"Bearer {key}"})
+    finally:
+        restore(case, live)
     tally[case.operation.label, response.status_code] += 1
     check_section_2(case, response)
     errors = log.errors()  # an error logged after the answer was sent shows up at the next look

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from gateway.api.deps import RuntimeDep, presented_key
 from gateway.errors import AuthenticationError, ServiceUnavailable
@@ -24,3 +24,7 @@ async def require_admin(request: Request, rt: RuntimeDep) -> None:
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
+
+# A filter is compared with text columns, and PostgreSQL text cannot hold NUL: refused as invalid (400)
+# on every backend, not left to fail in the database driver.
+FilterText = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]

@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from gateway.api.admin.deps import AdminDep
+from gateway.api.admin.deps import AdminDep, FilterText
 from gateway.api.deps import RuntimeDep, read_json, validate
 from gateway.api.schemas.admin import TokenCreate, TokenFields, TokenPatch
 from gateway.auth import manage
@@ -62,10 +62,10 @@ async def create_token(request: Request, rt: RuntimeDep, _: AdminDep) -> Respons
 async def list_tokens(
     rt: RuntimeDep,
     _: AdminDep,
-    group: str | None = None,
-    status: str | None = None,
-    q: str | None = None,
-    cursor: str | None = None,
+    group: FilterText = None,
+    status: FilterText = None,
+    q: FilterText = None,
+    cursor: FilterText = None,
     limit: int = 50,
 ) -> Response:
     limit = max(1, min(limit, 500))

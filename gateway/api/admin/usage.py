@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import RowMapping
 from starlette.responses import Response, StreamingResponse
 
-from gateway.api.admin.deps import AdminDep
+from gateway.api.admin.deps import AdminDep, FilterText
 from gateway.api.deps import RuntimeDep
 from gateway.db import repositories as repo
 from gateway.errors import InvalidRequest
@@ -28,6 +28,7 @@ router = APIRouter(prefix="/admin/usage")
 
 CSV_BATCH = 500
 MAX_PAGE = 1000
+MAX_ID = 2**63 - 1  # the largest BIGINT: a larger cursor is no id, and no database takes it
 FIELDS = (
     "request_id", "created_at", "token_id", "group", "endpoint", "model", "upstream_model", "channel",
     "attempts", "status", "http_status", "error_code", "stream", "latency_ms", "ttfb_ms", "prompt_tokens",
@@ -48,18 +49,22 @@ def parse_time(value: str | None, param: str) -> datetime | None:
     if value is None or value == "":
         return None
     try:
-        if value.replace(".", "", 1).isdigit():
-            return datetime.fromtimestamp(float(value), UTC)
+        return _as_utc(value)
+    except (ValueError, OverflowError, OSError):  # not a time, or one outside the years 1-9999 in UTC
+        raise InvalidRequest(
+            f"'{param}' must be an ISO 8601 date or time, or Unix seconds.",
+            code="invalid_value",
+            param=param,
+        ) from None
+
+
+def _as_utc(value: str) -> datetime:
+    if value.isascii() and value.replace(".", "", 1).isdigit():
+        return datetime.fromtimestamp(float(value), UTC)
+    try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, OverflowError, OSError):
-        try:
-            parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
-        except ValueError:
-            raise InvalidRequest(
-                f"'{param}' must be an ISO 8601 date or time, or Unix seconds.",
-                code="invalid_value",
-                param=param,
-            ) from None
+    except ValueError:
+        parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
@@ -84,9 +89,10 @@ def _filter(
 
 
 def _cursor(value: str | None) -> int | None:
+    """A record id: ASCII digits (str.isdigit also takes '²', which int() refuses), within BIGINT."""
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 19:
+    if not (value.isascii() and value.isdigit() and int(value) <= MAX_ID):
         raise InvalidRequest("Invalid 'cursor': use the next_cursor of the previous page.", param="cursor")
     return int(value)
 
@@ -98,17 +104,14 @@ def record_view(row: RowMapping) -> dict[str, Any]:
     return view
 
 
-Text = Annotated[str | None, Query(max_length=200)]
-
-
 @router.get("/records")
 async def records(
     rt: RuntimeDep,
     _: AdminDep,
-    token: Text = None,
-    model: Text = None,
-    group: Text = None,
-    channel: Text = None,
+    token: FilterText = None,
+    model: FilterText = None,
+    group: FilterText = None,
+    channel: FilterText = None,
     status: Literal["success", "failed"] | None = None,
     since: Annotated[str | None, Query(alias="from", max_length=64)] = None,
     until: Annotated[str | None, Query(alias="to", max_length=64)] = None,
@@ -165,10 +168,10 @@ async def summary(
     group_by: Literal["model", "token", "group", "channel", "day"],
     since: Annotated[str | None, Query(alias="from", max_length=64)] = None,
     until: Annotated[str | None, Query(alias="to", max_length=64)] = None,
-    token: Text = None,
-    model: Text = None,
-    group: Text = None,
-    channel: Text = None,
+    token: FilterText = None,
+    model: FilterText = None,
+    group: FilterText = None,
+    channel: FilterText = None,
     status: Literal["success", "failed"] | None = None,
 ) -> Response:
     f = _filter(token, model, group, channel, status, since, until)

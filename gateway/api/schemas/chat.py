@@ -1,4 +1,8 @@
-"""The chat completions request, validated; the original body is what gets forwarded."""
+"""The chat completions request, validated; the original body is what gets forwarded.
+
+Numbers are strict, as the OpenAPI document generated from this model says and as OpenAI checks: an
+integer is a JSON integer, a number is a JSON number, never a string or a boolean.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +34,6 @@ class ChatCompletionRequest(_Open):
     stream: StrictBool | None = None
     stream_options: StreamOptions | None = None
     group: StrictStr | None = None
-    # Strict: a number sent as a string is refused here, as OpenAI refuses it, not coerced and forwarded.
     n: StrictInt | None = Field(None, ge=1, le=128)
     temperature: StrictFloat | None = Field(None, ge=0, le=2)
     top_p: StrictFloat | None = Field(None, ge=0, le=1)

@@ -1,4 +1,8 @@
-"""Images API requests (§4.1, §4.4). Unknown fields are kept and forwarded."""
+"""Images API requests (§4.1, §4.4). Unknown fields are kept and forwarded.
+
+JSON numbers are strict, as the OpenAPI document says: an integer is a JSON integer, never a string or a
+boolean. A multipart form's fields are text, so its model takes integers and booleans written as text.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ class _Open(BaseModel):
 class ImagesGenerateRequest(_Open):
     model: StrictStr = Field(min_length=1)
     prompt: StrictStr = Field(min_length=1)
-    n: StrictInt | None = Field(None, ge=1, le=10)  # strict: "2" is refused, as OpenAI refuses it
+    n: StrictInt | None = Field(None, ge=1, le=10)
     size: StrictStr | None = None
     quality: StrictStr | None = None
     response_format: Literal["url", "b64_json"] | None = None
@@ -44,6 +48,8 @@ class ImagesEditForm(ImagesGenerateRequest):
     """The scalar fields of a multipart edit (files are checked separately)."""
 
     n: int | None = Field(None, ge=1, le=10)
+    output_compression: int | None = Field(None, ge=0, le=100)
+    partial_images: int | None = Field(None, ge=0, le=3)
     stream: bool | None = None
 
 

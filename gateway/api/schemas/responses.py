@@ -150,6 +150,24 @@ class Me(BaseModel):
     expires_at: str | None = Field(description="ISO 8601, or null: never")
 
 
+class BillingSubscription(BaseModel):
+    """OpenAI's old dashboard endpoint, as one-api / new-api answer it (clients such as NextChat read it)."""
+
+    object: Literal["billing_subscription"]
+    has_payment_method: bool
+    soft_limit_usd: float = Field(description="the token's quota; 100000000 when unlimited")
+    hard_limit_usd: float = Field(description="the token's quota; 100000000 when unlimited")
+    system_hard_limit_usd: float = Field(description="the token's quota; 100000000 when unlimited")
+    access_until: int = Field(description="Unix seconds when the token expires; 0: never")
+
+
+class BillingUsage(BaseModel):
+    """What the token used, in cents of USD: `hard_limit_usd - total_usage / 100` is what is left."""
+
+    object: Literal["list"]
+    total_usage: float = Field(description="cents of USD, over the token's whole life")
+
+
 class Health(BaseModel):
     status: Literal["ok"]
 
