@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.api.errors import error_response
+from gateway.api.errors import database_unavailable, error_response
 from gateway.api.streaming import SSEResponse
 from gateway.errors import GatewayError
 from gateway.logs import request_id_var
@@ -102,9 +102,11 @@ class Edge:
         except ClientDisconnect:
             _client_gone(scope)
             response = Response(status_code=CLIENT_CLOSED)
-        except Exception:
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            response = _crash()
+        except Exception as exc:
+            outage = database_unavailable(exc)
+            if outage is None:
+                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            response = _crash() if outage is None else error_response(outage)
         response.raw_headers.append(header)
         try:
             await response(scope, receive, send)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +14,10 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.db.errors import DATABASE_ERRORS, describe, is_outage
+from gateway.errors import GatewayError, InvalidRequest, ServiceUnavailable
+
+log = logging.getLogger("gateway.api")
 
 
 def error_response(exc: GatewayError) -> Response:
@@ -70,6 +74,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def database_unavailable(exc: BaseException) -> GatewayError | None:
+    """A database outage met anywhere (admin API, usage API, billing) is a 503, logged in one line."""
+    if not is_outage(exc):
+        return None
+    log.error("the database is unavailable: %s", describe(exc))
+    return ServiceUnavailable("The gateway cannot reach its database right now; please try again shortly.")
+
+
+async def _database_error(_: Request, exc: Exception) -> Response:
+    error = database_unavailable(exc)
+    if error is None:
+        raise exc  # not an outage: the crash handler answers it (and the edge logs it)
+    return error_response(error)
+
+
 async def _crash(_: Request, exc: Exception) -> Response:
     # The edge logs it when the framework re-raises; here it only gets the §2 shape.
     return error_response(GatewayError("The server had an error while processing your request."))
@@ -79,4 +98,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    for kind in DATABASE_ERRORS:
+        app.add_exception_handler(kind, _database_error)
     app.add_exception_handler(Exception, _crash)

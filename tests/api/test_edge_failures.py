@@ -128,3 +128,22 @@ def test_database_down_during_token_lookup_is_a_503(caplog: pytest.LogCaptureFix
     assert len(lookups) == len(answers)
     assert all(r.exc_info is None for r in caplog.records)  # one line each, no traceback
     assert not [r for r in caplog.records if "unhandled" in r.getMessage()]
+
+
+def test_database_down_on_admin_and_usage_routes_is_a_503(caplog: pytest.LogCaptureFixture) -> None:
+    """Not only the token lookup: any route whose statement meets an outage answers 503, in one log line."""
+    down = settings(f"postgresql+asyncpg://gateway@127.0.0.1:{free_port()}/gateway")
+    admin = {"Authorization": "Bearer adm"}
+    with TestClient(create_app(down)) as client, caplog.at_level("INFO"):
+        answers = [
+            client.get("/admin/tokens", headers=admin),
+            client.post("/admin/tokens", headers=admin, json={"name": "t"}),
+            client.get("/admin/tokens/tok_x", headers=admin),
+            client.get("/admin/usage/records", headers=admin),
+            client.get("/admin/usage/summary", headers=admin, params={"group_by": "model"}),
+        ]
+        for resp in answers:
+            err = error_of(resp, 503, "service_unavailable")
+            assert "database" in err["message"] and "127.0.0.1" not in err["message"]
+    assert all(r.exc_info is None for r in caplog.records)  # one line each, no traceback
+    assert not [r for r in caplog.records if "unhandled" in r.getMessage()]
