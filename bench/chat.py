@@ -55,6 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--python", default=sys.executable, help="interpreter for the targets and helpers")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to cores with taskset")
+    p.add_argument("--billing", action="store_true", help="price the model and give the token a quota")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     return p.parse_args(argv)
 
@@ -78,7 +79,8 @@ CHAT = Kind("chat", "Chat benchmark", "reference", report.judge, report.results_
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     install_signal_handlers()
-    targets = make_targets([n.strip() for n in args.targets.split(",") if n.strip()], args.gateway_impl)
+    names = [n.strip() for n in args.targets.split(",") if n.strip()]
+    targets = make_targets(names, args.gateway_impl, billing=args.billing)
     warmup = args.warmup if args.warmup is not None else (QUICK_WARMUP_S if args.quick else 3.0)
     return run(args, CHAT, plan(args), targets, warmup)
 

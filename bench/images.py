@@ -52,6 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="'baseline' seats the baseline proxy as the gateway: a harness self-test (ratios ~1.0)",
     )
     p.add_argument("--driver", choices=("auto", "wrk", "python"), default="auto", help="auto: wrk if on PATH")
+    p.add_argument("--billing", action="store_true", help="price the model and give the token a quota")
     p.add_argument("--timeout", type=float, default=60.0, help="per-request timeout of the load driver, s")
     p.add_argument("--python", default=sys.executable, help="interpreter for the targets and helpers")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to cores with taskset")
@@ -67,11 +68,13 @@ def plan(args: argparse.Namespace) -> list[Scenario]:
     return [dataclasses.replace(s, duration_s=duration) for s in scenarios]
 
 
-def make_targets(names: list[str], gateway_impl: str) -> list[Target]:
+def make_targets(names: list[str], gateway_impl: str, billing: bool = False) -> list[Target]:
     targets: list[Target] = []
     for name in names:
         if name == "gateway" and gateway_impl == "gateway":
-            targets.append(GatewayTarget(models=(IMAGE_MODEL,), channel_options=CHANNEL_OPTIONS))
+            targets.append(
+                GatewayTarget(models=(IMAGE_MODEL,), channel_options=CHANNEL_OPTIONS, billing=billing)
+            )
         elif name == "gateway":
             targets.append(BaselineRehostTarget("gateway", "baseline proxy in the gateway seat"))
         elif name == "baseline":
@@ -105,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     install_signal_handlers()
     scenarios = plan(args)
     check_png_generator(scenarios)
-    targets = make_targets([n.strip() for n in args.targets.split(",") if n.strip()], args.gateway_impl)
+    names = [n.strip() for n in args.targets.split(",") if n.strip()]
+    targets = make_targets(names, args.gateway_impl, billing=args.billing)
     warmup = args.warmup if args.warmup is not None else (QUICK_WARMUP_S if args.quick else WARMUP_S)
     return run(args, IMAGES, scenarios, targets, warmup)
 

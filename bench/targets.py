@@ -127,7 +127,15 @@ channels:
     base_url: {upstream_base}
     api_keys: [{upstream_key}]
     models: [{models}]
-{channel_options}"""
+{channel_options}{pricing}"""
+
+# `--billing`: every model priced and the token given a quota, so each request reserves and settles.
+BILLING_QUOTA_USD = "1000000000"
+PRICING = """pricing:
+  unpriced: reject
+  models:
+{models}"""
+PRICE = "    {model}: {{per_call: 0.001}}\n"
 
 S3_STORAGE = (
     "{{backend: s3, s3: {{endpoint_url: {endpoint}, region: us-east-1, bucket: {bucket}, access_key_id: x, "
@@ -148,11 +156,14 @@ class GatewayTarget:
     """`python -m gateway serve` with a fresh SQLite database, one channel to the fake upstream and one token.
     Auth, routing and usage records stay on: this is the default configuration."""
 
-    def __init__(self, models: tuple[str, ...] = ("bench-model",), channel_options: str = "") -> None:
+    def __init__(
+        self, models: tuple[str, ...] = ("bench-model",), channel_options: str = "", billing: bool = False
+    ) -> None:
         self.name = "gateway"
-        self.label = "gateway (python -m gateway serve)"
+        self.label = "gateway (python -m gateway serve)" + (", priced, token with a quota" if billing else "")
         self.models = models
         self.channel_options = channel_options  # extra YAML lines of the channel, already indented
+        self.billing = billing
 
     def _run_cli(self, ctx: StartContext, args: list[str], log: Path) -> str:
         proc = ctx.children.spawn(
@@ -186,14 +197,18 @@ class GatewayTarget:
                 upstream_key=json.dumps(UPSTREAM_KEY),
                 models=", ".join(json.dumps(m) for m in self.models),
                 channel_options=self.channel_options,
+                pricing=PRICING.format(models="".join(PRICE.format(model=json.dumps(m)) for m in self.models))
+                if self.billing
+                else "",
             )
         )
         log = ctx.log_dir / f"{self.name}.log"
         ctx.log_dir.mkdir(parents=True, exist_ok=True)
         (ctx.log_dir / config.name).write_text(config.read_text())  # kept with the logs, for a rerun by hand
         self._run_cli(ctx, ["migrate", "--config", str(config)], log)
+        quota = ["--quota-usd", BILLING_QUOTA_USD] if self.billing else []
         out = self._run_cli(
-            ctx, ["tokens", "create", "--config", str(config), "--name", "bench", "--json"], log
+            ctx, ["tokens", "create", "--config", str(config), "--name", "bench", "--json", *quota], log
         )
         key = parse_token_key(out)
         argv = [ctx.python, "-m", "gateway", "serve", "--config", str(config)]
@@ -216,14 +231,14 @@ def parse_token_key(stdout: str) -> str:
     raise StartError(f"`gateway tokens create --json` printed no JSON object with a key: {stdout[:500]!r}")
 
 
-def make_targets(names: list[str], gateway_impl: str) -> list[Target]:
+def make_targets(names: list[str], gateway_impl: str, billing: bool = False) -> list[Target]:
     """`gateway_impl="reference"` puts the reference proxy in the gateway's seat: a harness self-test whose
     ratios should come out near 1.0."""
     targets: list[Target] = []
     for name in names:
         if name == "gateway":
             targets.append(
-                GatewayTarget()
+                GatewayTarget(billing=billing)
                 if gateway_impl == "gateway"
                 else ReferenceTarget("gateway", "reference proxy in the gateway seat")
             )

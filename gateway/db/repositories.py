@@ -17,6 +17,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    bindparam,
     case,
     delete,
     func,
@@ -25,7 +26,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gateway.db.base import Base
 from gateway.db.models import Token, UsageRecordRow
@@ -48,6 +49,9 @@ TOKEN_MUTABLE_FIELDS = frozenset(
         "chat_image_field",
     }
 )
+
+
+Executor = AsyncSession | AsyncConnection  # quota statements run on a bare connection: no ORM work
 
 
 async def create_token(session: AsyncSession, **values: Any) -> Token:
@@ -110,27 +114,31 @@ async def add_quota(session: AsyncSession, token_id: str, micro_usd: int) -> boo
 # -- quota (§6.5): each function is one statement, run in its own short transaction by the ledger ------
 
 
-async def charge_within_quota(session: AsyncSession, token_id: str, micro_usd: int) -> bool:
+# Built once: a reservation runs on every priced request of a token with a quota, and building the
+# statement costs as much as executing it.
+_CHARGE_WITHIN_QUOTA = (
+    update(Token)
+    .where(
+        Token.id == bindparam("token_id"),
+        or_(
+            Token.quota_micro_usd.is_(None),
+            Token.quota_micro_usd - Token.used_micro_usd >= bindparam("micro_usd"),
+        ),
+    )
+    .values(used_micro_usd=Token.used_micro_usd + bindparam("micro_usd"))
+    .execution_options(synchronize_session=False)
+)
+
+
+async def charge_within_quota(session: Executor, token_id: str, micro_usd: int) -> bool:
     """Add to `used` only if the quota covers it (or is unlimited): the atomic reservation. Concurrent
     calls, on one node or many, can never take a token below zero: the condition is checked on the row
     as it is at the update (PostgreSQL re-reads a row another transaction changed; SQLite has one writer)."""
-    stmt = (
-        update(Token)
-        .where(
-            Token.id == token_id,
-            or_(
-                Token.quota_micro_usd.is_(None),
-                Token.quota_micro_usd - Token.used_micro_usd >= micro_usd,
-            ),
-        )
-        .values(used_micro_usd=Token.used_micro_usd + micro_usd)
-        .execution_options(synchronize_session=False)
-    )
-    result = await session.execute(stmt)
+    result = await session.execute(_CHARGE_WITHIN_QUOTA, {"token_id": token_id, "micro_usd": micro_usd})
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def refund_used(session: AsyncSession, token_id: str, micro_usd: int) -> None:
+async def refund_used(session: Executor, token_id: str, micro_usd: int) -> None:
     """Take back part of `used` (never below zero)."""
     less = Token.used_micro_usd - micro_usd
     stmt = (
@@ -142,7 +150,7 @@ async def refund_used(session: AsyncSession, token_id: str, micro_usd: int) -> N
     await session.execute(stmt)
 
 
-async def quota_state(session: AsyncSession, token_id: str) -> tuple[int | None, int] | None:
+async def quota_state(session: Executor, token_id: str) -> tuple[int | None, int] | None:
     """(quota, used) of a token, or None if it is gone."""
     row = (
         await session.execute(select(Token.quota_micro_usd, Token.used_micro_usd).where(Token.id == token_id))
@@ -151,7 +159,7 @@ async def quota_state(session: AsyncSession, token_id: str) -> tuple[int | None,
 
 
 async def charge_if_unchanged(
-    session: AsyncSession, token_id: str, seen_used: int, seen_quota: int, micro_usd: int
+    session: Executor, token_id: str, seen_used: int, seen_quota: int, micro_usd: int
 ) -> bool:
     """Add to `used` only if `used` and the quota are still what the caller read (compare and set)."""
     stmt = (
