@@ -11,12 +11,21 @@ function s(tag, attrs = {}, ...children) {
   return el;
 }
 
-/** A round axis maximum at or above v: 1, 2, 2.5 or 5 times a power of ten. */
-export function niceMax(v) {
-  if (!(v > 0)) return 1;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
+/** Axis labels for n time buckets: about eight, at midnights when hours span several days. */
+export function ticks(bucket, n) {
+  if (bucket === "hour" && n > 48) return (k) => (k.slice(11, 13) === "00" ? k.slice(5, 10) : null);
+  const every = Math.max(1, Math.ceil(n / 8));
+  return (k, i) => (i % every ? null : bucket === "hour" ? k.slice(11, 16) : k.slice(5, 10));
+}
+
+/** A y axis for values up to v: a round step (1, 2, 2.5 or 5 times a power of ten), at most 4 of them. */
+export function axis(v, integer) {
+  if (!(v > 0)) return { step: 1, max: 1 };
+  const raw = v / 4;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  let step = [1, 2, 2.5, 5, 10].map((m) => m * p).find((x) => x >= raw * (1 - 1e-9));
+  if (integer) step = Math.max(1, Math.ceil(step));
+  return { step, max: Math.max(1, Math.ceil(v / step - 1e-9)) * step };
 }
 
 function frame(kind, title, total, svg, extra) {
@@ -39,25 +48,24 @@ function legend(series) {
 
 /**
  * Vertical bars over time buckets, stacked when there are several series.
- * labels: bucket keys; series: [{name, values}]; fmt: number -> text; tick: key -> short axis text.
+ * labels: bucket keys; series: [{name, values}]; fmt: number -> text;
+ * tick: (key, index) -> short axis text, or null for no label under that bar.
  */
-export function barChart({ kind, title, labels, series, fmt, tick, totalText, overall }) {
+export function barChart({ kind, title, labels, series, fmt, tick, totalText, overall, integer }) {
   const W = 560, H = 200, L = 62, R = 8, T = 10, B = 26;
   const sums = labels.map((_, i) => series.reduce((a, sr) => a + sr.values[i], 0));
   const total = overall ?? sums.reduce((a, b) => a + b, 0); // a rate's overall value is not a sum
-  const max = niceMax(Math.max(0, ...sums));
+  const { step: yStep, max } = axis(Math.max(0, ...sums), integer);
   const plotW = W - L - R, plotH = H - T - B;
   const step = plotW / Math.max(labels.length, 1);
   const barW = Math.max(1, Math.min(40, step * 0.72));
   const y = (v) => T + plotH - (v / max) * plotH;
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img",
     "aria-label": `${title}: ${totalText ?? fmt(total)} in total over ${labels.length} buckets` });
-  for (let g = 0; g <= 4; g++) {
-    const v = (max * g) / 4;
+  for (let v = 0; v <= max * (1 + 1e-9); v += yStep) {
     svg.append(s("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid-line" }));
     svg.append(s("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, fmt(v)));
   }
-  const every = Math.max(1, Math.ceil(labels.length / 8));
   labels.forEach((label, i) => {
     const x = L + i * step + (step - barW) / 2;
     let base = 0;
@@ -70,7 +78,8 @@ export function barChart({ kind, title, labels, series, fmt, tick, totalText, ov
     const detail = series.map((sr) => `${sr.name} ${fmt(sr.values[i])}`).join(", ");
     const hit = s("rect", { x: L + i * step, y: T, width: step, height: plotH, class: "hit" }, s("title", {}, `${label}: ${detail}`));
     svg.append(s("g", {}, ...parts, hit));
-    if (i % every === 0) svg.append(s("text", { x: x + barW / 2, y: H - 8, "text-anchor": "middle" }, tick(label)));
+    const text = tick(label, i);
+    if (text) svg.append(s("text", { x: x + barW / 2, y: H - 8, "text-anchor": "middle" }, text));
   });
   const rows = labels.map((label, i) => ({ label, values: series.map((sr) => sr.values[i]) }));
   const cols = [{ label: "Bucket (UTC)", value: (r) => r.label }].concat(

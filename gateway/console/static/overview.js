@@ -1,7 +1,7 @@
 // Overview: requests, images, spend and error rate over a range, in hour or day buckets (UTC), by model,
 // by group, and the top tokens by spend. Every number comes from GET /admin/usage/summary.
 import { get } from "./api.js";
-import { barChart, hbarChart } from "./charts.js";
+import { barChart, hbarChart, ticks } from "./charts.js";
 import { errorBox, field, h, num, pct, select, table, usd } from "./ui.js";
 
 const HOUR = 3600e3;
@@ -51,7 +51,6 @@ export function bucketKeys({ bucket, from, to }) {
 }
 
 const iso = (t) => new Date(t).toISOString().replace(".000Z", "Z");
-const tick = (bucket) => (key) => (bucket === "hour" ? key.slice(11, 16) : key.slice(5, 10));
 
 function controls(range, params, rerender) {
   const rangeSel = select("range", RANGES, range.choice);
@@ -98,11 +97,11 @@ function timeCharts(range, rows) {
   const rate = keys.map((_, i) => (requests[i] ? (100 * errors[i]) / requests[i] : 0));
   const totalReq = requests.reduce((a, b) => a + b, 0), totalErr = errors.reduce((a, b) => a + b, 0);
   const per = range.bucket === "hour" ? "per hour" : "per day";
-  const t = tick(range.bucket);
+  const t = ticks(range.bucket, keys.length);
   return h("div", { class: "grid wide" },
-    barChart({ kind: "requests", title: `Requests ${per}`, labels: keys, fmt: num, tick: t,
+    barChart({ kind: "requests", title: `Requests ${per}`, labels: keys, fmt: num, integer: true, tick: t,
       series: [{ name: "Succeeded", values: requests.map((r, i) => r - errors[i]) }, { name: "Failed", values: errors }] }),
-    barChart({ kind: "images", title: `Images delivered ${per}`, labels: keys, fmt: num, tick: t,
+    barChart({ kind: "images", title: `Images delivered ${per}`, labels: keys, fmt: num, integer: true, tick: t,
       series: [{ name: "Images", values: col("images") }] }),
     barChart({ kind: "spend", title: `Spend ${per}`, labels: keys, fmt: usd, tick: t,
       series: [{ name: "Spend", values: col("cost_micro_usd") }] }),
@@ -128,7 +127,7 @@ async function topTokens(rows) {
     { label: "Requests", num: true, value: (r) => num(r.requests) },
     { label: "Images", num: true, value: (r) => num(r.images) },
     { label: "Errors", num: true, value: (r) => num(r.errors) },
-    { label: "Spend", num: true, value: (r) => usd(r.cost_micro_usd) },
+    { label: "Spend", num: true, value: (r) => h("span", { dataset: { value: String(r.cost_micro_usd) } }, usd(r.cost_micro_usd)) },
   ];
   return h("section", { class: "card" }, h("h2", {}, "Top tokens by spend"),
     table(cols, top.map((r, i) => ({ ...r, name: names[i] })), { testid: "top-tokens", empty: "No requests in this range." }));

@@ -92,19 +92,18 @@ export function recordsTable(rows, names = new Map(), opts = {}) {
     ? h("a", { href: `/console/tokens/${encodeURIComponent(r.token_id)}` }, names.get(r.token_id) ?? r.token_id)
     : "–");
   const cols = [
-    { label: "Time (UTC)", value: (r) => when(r.created_at, true).replace(" UTC", "") },
+    { label: "Time (UTC)", value: (r) => h("span", { title: `request ${r.request_id}` }, when(r.created_at, true).slice(0, 19)) },
     { label: "Token", value: tokenCell },
     { label: "Model", value: (r) => r.model },
     { label: "Group", value: (r) => r.group },
     { label: "Channel", value: (r) => r.channel ?? "–" },
-    { label: "Status", value: (r) => [statusBadge(r), r.error_code ? h("span", { class: "muted" }, ` ${r.error_code}`) : null] },
+    { label: "Status", value: (r) => [statusBadge(r), r.error_code ? h("div", { class: "muted small" }, r.error_code) : null] },
     { label: "Images", num: true, value: (r) => num(r.image_count) },
     { label: "Size", value: (r) => r.image_size ?? "–" },
     { label: "Quality", value: (r) => r.image_quality ?? "–" },
     { label: "Unit price", num: true, value: (r) => price(r.unit_price_micro_usd) },
     { label: "Cost", num: true, value: (r) => [usd(r.cost_micro_usd), r.usage_estimated ? h("span", { class: "muted", title: "usage estimated" }, " est.") : null] },
-    { label: "Latency", num: true, value: (r) => (r.latency_ms === null ? "–" : `${num(r.latency_ms)} ms`) },
-    { label: "Request id", value: (r) => h("span", { class: "mono" }, r.request_id) },
+    { label: "Latency", num: true, value: (r) => (r.latency_ms === null ? "–" : `${(r.latency_ms / 1000).toFixed(1)} s`) },
   ];
-  return table(cols, rows, { empty: "No usage records match.", ...opts });
+  return table(cols, rows, { empty: "No usage records match.", cls: "records", ...opts });
 }

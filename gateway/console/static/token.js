@@ -1,7 +1,7 @@
 // One token: its fields, edit, add quota, disable/enable, rotate and delete (each change confirmed),
 // its spend over the last 30 days and its last records.
 import { del, get, patch, post } from "./api.js";
-import { barChart } from "./charts.js";
+import { barChart, ticks } from "./charts.js";
 import { knownGroups, recordsTable, stateBadge, tokenForm } from "./parts.js";
 import { confirmDialog, dollars, errorBox, field, h, keyDialog, num, toast, usd, when } from "./ui.js";
 
@@ -59,12 +59,12 @@ async function spend(id, name) {
   for (let t = from; t < to; t += DAY) keys.push(new Date(t).toISOString().slice(0, 10));
   const byKey = new Map(summary.data.map((r) => [r.key, r]));
   const col = (name) => keys.map((k) => byKey.get(k)?.[name] ?? 0);
-  const tick = (k) => k.slice(5);
+  const tick = ticks("day", keys.length);
   return [
     h("div", { class: "grid wide" },
       barChart({ kind: "token-spend", title: "Spend per day, last 30 days", labels: keys, fmt: usd, tick,
         series: [{ name: "Spend", values: col("cost_micro_usd") }] }),
-      barChart({ kind: "token-images", title: "Images per day, last 30 days", labels: keys, fmt: num, tick,
+      barChart({ kind: "token-images", title: "Images per day, last 30 days", labels: keys, fmt: num, integer: true, tick,
         series: [{ name: "Images", values: col("images") }] })),
     h("section", { class: "card" },
       h("h2", {}, "Last records"),

@@ -72,7 +72,7 @@ export function badge(text, kind, state) {
 }
 
 /** A table; columns are {label, value(row) -> Node|string, num?: true}. */
-export function table(columns, rows, { caption, empty = "Nothing to show.", testid } = {}) {
+export function table(columns, rows, { caption, empty = "Nothing to show.", testid, cls } = {}) {
   if (!rows.length) return h("p", { class: "empty", dataset: testid ? { testid } : {} }, empty);
   const head = h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.num ? "num" : null }, c.label)));
   const body = rows.map((r) =>
@@ -83,7 +83,7 @@ export function table(columns, rows, { caption, empty = "Nothing to show.", test
     { class: "table-wrap" },
     h(
       "table",
-      { dataset: testid ? { testid } : {} },
+      { class: cls, dataset: testid ? { testid } : {} },
       caption ? h("caption", {}, caption) : null,
       h("thead", {}, head),
       h("tbody", {}, body),

@@ -30,7 +30,7 @@ function filterOf(params) {
 function filterForm(f, c, apply) {
   const inputs = {};
   const lists = { token: "u-tokens", model: "u-models", group: "u-groups", channel: "u-channels" };
-  for (const k of TEXT_FILTERS) inputs[k] = h("input", { name: k, list: lists[k], value: f[k] ?? "", size: 14 });
+  for (const k of TEXT_FILTERS) inputs[k] = h("input", { name: k, list: lists[k], value: f[k] ?? "", size: 10 });
   inputs.status = select("status", [["", "Any"], ["success", "Success"], ["failed", "Failed"]], f.status ?? "");
   inputs.from = h("input", { type: "datetime-local", name: "from", value: toLocalInput(f.from) });
   inputs.to = h("input", { type: "datetime-local", name: "to", value: toLocalInput(f.to) });
