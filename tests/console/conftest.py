@@ -89,7 +89,10 @@ def seed(proc: GatewayProcess) -> None:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium; .ci/run installs it)")
+        reason = f"no Chromium at {CHROMIUM} (apt-get install -y chromium; .ci/run installs it)"
+        if os.environ.get("GATEWAY_TEST_REQUIRE_BROWSER") == "1":  # CI: never skip them silently
+            pytest.fail(reason)
+        pytest.skip(reason)
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
     with sync_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

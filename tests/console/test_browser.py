@@ -258,6 +258,16 @@ def test_a_channel_switched_off_changes_state_and_a_bad_reload_says_why(
     expect(state).to_have_attribute("data-state", "enabled")
     assert gateway.admin("GET", "/admin/channels/standby").json()["enabled"] is True
 
+    with sdk(gateway, created["key"]) as client:  # failures in a row rest the flaky channel's key
+        for _ in range(3):
+            with pytest.raises(openai.APIStatusError):
+                client.images.generate(model="flaky-image", prompt="fails upstream")
+            if gateway.admin("GET", "/admin/channels/flaky").json()["keys"][0]["state"] == "cooling_down":
+                break
+    page.get_by_role("button", name="Refresh").click()
+    resting = page.locator('section[data-channel="flaky"] [data-state="cooling_down"]')
+    expect(resting).to_contain_text("cooling down until")
+
     original = gateway.config_path.read_text()
     notice = page.get_by_test_id("reload-result")
     try:
@@ -307,6 +317,20 @@ def test_pages_have_labelled_controls_and_work_from_the_keyboard(
     page.goto(f"{gateway.url}/console/usage")
     expect(page.get_by_test_id("records")).to_be_visible()
     shot(page, shots, "usage", full_page=False)  # the first 50 rows would make a very tall picture
+
+    # cursor paging, on a token only the seeded week used (no test adds records to it meanwhile)
+    [studio] = gateway.admin("GET", "/admin/tokens", params={"q": "studio-app"}).json()["data"]
+    page.goto(f"{gateway.url}/console/usage?token={studio['id']}")
+    rows = page.get_by_test_id("records").locator("tbody tr")
+    expect(rows).to_have_count(50)
+    page.get_by_role("button", name="Load more").click()
+    expect(rows).to_have_count(100)
+    expect(page.get_by_role("button", name="Load more")).to_be_focused()
+    titles = rows.locator("td:first-child span").evaluate_all("els => els.map((e) => e.title)")
+    first = gateway.admin("GET", "/admin/usage/records", params={"token": studio["id"], "limit": 50}).json()
+    params = {"token": studio["id"], "limit": 50, "cursor": first["next_cursor"]}
+    second = gateway.admin("GET", "/admin/usage/records", params=params).json()
+    assert titles == [f"request {r['request_id']}" for r in first["data"] + second["data"]]
 
 
 def test_a_token_is_edited_topped_up_and_disabled_in_the_console(page: Any, gateway: GatewayProcess) -> None:

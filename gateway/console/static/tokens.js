@@ -52,17 +52,18 @@ export async function render(view) {
     history.replaceState(null, "", next.size ? `?${next}` : location.pathname);
     render(view);
   });
-  const list = h("div", { class: "card" });
+  const list = h("div", { class: "card", tabindex: "-1" });
   view.replaceChildren(filters, list);
   const rows = [];
-  const load = async (cursor) => {
+  const load = async (cursor, keepFocus = false) => {
     try {
       const page = await get("/admin/tokens", { q: q.value, group: group.value, status: status.value, cursor, limit: 50 });
       rows.push(...page.data);
       const more = page.next_cursor
-        ? h("button", { type: "button", class: "quiet", onclick: () => load(page.next_cursor) }, "Load more")
+        ? h("button", { type: "button", class: "quiet", onclick: () => load(page.next_cursor, true) }, "Load more")
         : null;
       list.replaceChildren(table(COLUMNS, rows, { testid: "tokens", empty: "No tokens match." }), more ?? "");
+      if (keepFocus) (more ?? list).focus(); // the pressed button is gone: keep the keyboard user's place
     } catch (err) {
       list.replaceChildren(errorBox(err));
     }

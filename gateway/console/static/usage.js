@@ -57,21 +57,22 @@ export async function render(view) {
   const c = await choices();
   const csv = h("a", { class: "button quiet", href: `/admin/usage/records${query({ ...f, format: "csv" })}`,
     download: "usage.csv", dataset: { testid: "csv" } }, "Export CSV");
-  const results = h("section", { class: "card" });
+  const results = h("section", { class: "card", tabindex: "-1", "aria-label": "Records" });
   view.replaceChildren(filterForm(f, c, () => render(view)), h("div", { class: "toolbar" }, csv), results);
   const rows = [];
-  const load = async (cursor) => {
+  const load = async (cursor, keepFocus = false) => {
     try {
       const page = await get("/admin/usage/records", { ...f, cursor, limit: PAGE });
       rows.push(...page.data);
       const more = page.next_cursor
-        ? h("button", { type: "button", class: "quiet", onclick: () => load(page.next_cursor) }, "Load more")
+        ? h("button", { type: "button", class: "quiet", onclick: () => load(page.next_cursor, true) }, "Load more")
         : null;
       results.replaceChildren(
         h("p", { class: "muted", dataset: { testid: "record-count", count: String(rows.length) } },
           `${num(rows.length)} record${rows.length === 1 ? "" : "s"}${more ? " so far" : ""}, newest first`),
         recordsTable(rows, c.names, { testid: "records" }),
         more ?? "");
+      if (keepFocus) (more ?? results).focus(); // the pressed button is gone: keep the keyboard user's place
     } catch (err) {
       results.replaceChildren(errorBox(err));
     }
