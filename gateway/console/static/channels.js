@@ -7,7 +7,11 @@ const rate = (r, n) => (n ? `${(100 * r).toFixed(1)}%` : "–");
 const ms = (v) => (v === null || v === undefined ? "–" : `${num(Math.round(v))} ms`);
 
 function keyState(k) {
-  if (k.state === "cooling_down") return badge(`cooling down until ${when(k.cooldown_until, true)}`, "warn", "cooling_down");
+  if (k.state === "cooling_down") {
+    const b = badge(`cooling down until ${when(k.cooldown_until, true).slice(11)}`, "warn", "cooling_down");
+    b.title = when(k.cooldown_until, true);
+    return b;
+  }
   if (k.state === "disabled") return badge("disabled", "bad", "disabled");
   return badge("ok", "ok", "ok");
 }

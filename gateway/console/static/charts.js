@@ -91,12 +91,9 @@ export function barChart({ kind, title, labels, series, fmt, tick, totalText, ov
 }
 
 /** Horizontal bars, largest first: items [{label, value, note}]. */
-export function hbarChart({ kind, title, items, fmt, empty = "No requests in this range." }) {
-  const total = items.reduce((a, it) => a + it.value, 0);
-  if (!items.length) {
-    const fig = frame(kind, title, 0, h("p", { class: "empty" }, empty), fmt(0));
-    return fig;
-  }
+export function hbarChart({ kind, title, items, fmt, overall, empty = "No requests in this range." }) {
+  const total = overall ?? items.reduce((a, it) => a + it.value, 0);
+  if (!items.length) return frame(kind, title, 0, h("p", { class: "empty" }, empty), fmt(0));
   const W = 560, rowH = 30, L = 150, R = 190;
   const H = items.length * rowH + 6;
   const max = Math.max(...items.map((it) => it.value)) || 1;

@@ -110,12 +110,39 @@ function timeCharts(range, rows) {
       totalText: pct(totalErr, totalReq), series: [{ name: "Error rate", values: rate }] }));
 }
 
-function breakdown(kind, title, rows) {
+// What the by-model and by-group charts measure; "spend" unless the URL says otherwise.
+const MEASURES = {
+  spend: { label: "Spend", of: (r) => r.cost_micro_usd, fmt: usd },
+  requests: { label: "Requests", of: (r) => r.requests, fmt: num },
+  images: { label: "Images delivered", of: (r) => r.images, fmt: num },
+  errors: { label: "Error rate", of: (r) => (r.requests ? (100 * r.errors) / r.requests : 0),
+    fmt: (v) => `${v.toFixed(1)}%`, overall: (t) => (t.requests ? (100 * t.errors) / t.requests : 0) },
+};
+
+function breakdown(kind, by, measure, rows, total) {
+  const m = MEASURES[measure];
   const items = rows
-    .map((r) => ({ label: r.key ?? "(none)", value: r.cost_micro_usd,
-      note: `${num(r.requests)} req · ${num(r.images)} img` }))
+    .map((r) => ({ label: r.key ?? "(none)", value: m.of(r),
+      note: measure === "spend" ? `${num(r.requests)} req · ${num(r.images)} img`
+        : measure === "errors" ? `${num(r.errors)} of ${num(r.requests)}` : usd(r.cost_micro_usd) }))
     .sort((a, b) => b.value - a.value || a.label.localeCompare(b.label));
-  return hbarChart({ kind, title, items, fmt: usd });
+  return hbarChart({ kind, title: `${m.label} by ${by}`, items, fmt: m.fmt, overall: m.overall?.(total) });
+}
+
+function breakdowns(params, models, groups, total) {
+  const measure = MEASURES[params.get("by")] ? params.get("by") : "spend";
+  const charts = h("div", { class: "grid wide" });
+  const draw = (which) => charts.replaceChildren(
+    breakdown("by-model", "model", which, models, total), breakdown("by-group", "group", which, groups, total));
+  const choice = select("by", Object.entries(MEASURES).map(([k, m]) => [k, m.label]), measure);
+  choice.addEventListener("change", () => {
+    params.set("by", choice.value);
+    history.replaceState(null, "", `?${params}`);
+    draw(choice.value);
+  });
+  draw(measure);
+  return h("section", { "aria-label": "By model and group" },
+    h("div", { class: "toolbar" }, field("By model and group, show", choice)), charts);
 }
 
 async function topTokens(rows) {
@@ -148,7 +175,7 @@ export async function render(view) {
       h("p", { class: "range-note" }, `${q.from.replace("T", " ")} to ${q.to.replace("T", " ")} (UTC), in ${range.bucket} buckets`),
       stats(range, series.total),
       timeCharts(range, series.data),
-      h("div", { class: "grid wide" }, breakdown("by-model", "Spend by model", models.data), breakdown("by-group", "Spend by group", groups.data)),
+      breakdowns(params, models.data, groups.data, series.total),
       await topTokens(tokens.data),
     );
   } catch (err) {
