@@ -1,6 +1,6 @@
-"""Fixtures of the browser tests: one gateway process (mock channels, a week of earlier traffic), one
-headless Chromium (Debian's, driven by Playwright) for the module, a signed-in browser state, and the
-folder the screenshots go to (copied to docs/ when GATEWAY_UPDATE_SCREENSHOTS=1)."""
+"""Fixtures of the browser tests, shared by the whole package: one gateway process (mock channels, a week
+of earlier traffic), one headless Chromium (Debian's, driven by Playwright), a signed-in browser state, and
+the folder the screenshots go to (copied to docs/ when GATEWAY_UPDATE_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ CHANNELS = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     config = {
         "groups": {"default": {"ratio": 1.0}, "economy": {"ratio": 0.5}},
@@ -86,7 +86,7 @@ def seed(proc: GatewayProcess) -> None:
     history.insert(url, history.week_of_records(tokens, history.now()))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         reason = f"no Chromium at {CHROMIUM} (apt-get install -y chromium; .ci/run installs it)"
@@ -103,7 +103,7 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def signed_in(browser: Any, gateway: GatewayProcess) -> dict[str, Any]:
     """A signed-in browser state (its session cookie), made once through the sign-in page."""
     context = browser.new_context()
@@ -134,7 +134,7 @@ def page(browser: Any, signed_in: dict[str, Any]) -> Iterator[Any]:
     assert not errors, f"script errors on the page: {errors}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("console-screenshots")
     yield folder
