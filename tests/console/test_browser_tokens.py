@@ -101,6 +101,14 @@ def test_a_token_made_in_the_console_serves_calls_shown_in_usage_and_rotation_ki
     assert len(lines) == 1 + 3 and all(token_id in line for line in lines[1:])
     shot(page, shots, "usage-filtered")
 
+    page.goto(f"{gateway.url}/console?range=24h")  # and among the overview's top tokens of the day
+    row = page.get_by_test_id("top-tokens").locator(
+        "tbody tr", has=page.get_by_role("link", name="console-demo")
+    )
+    expect(row).to_have_count(1)
+    assert [c.strip() for c in row.locator("td").all_inner_texts()[1:4]] == ["3", "6", "0"]
+    assert row.locator("td:last-child span").get_attribute("data-value") == str(sum(costs))
+
     page.goto(f"{gateway.url}/console/tokens/{token_id}")
     expect(page.get_by_test_id("token-records").locator("tbody tr")).to_have_count(3)
     spend = page.locator('figure[data-chart="token-spend"]')
