@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from gateway import __version__
 from gateway.api import chat, files, health, images, me, models, openapi
+from gateway.api import console as api_console
 from gateway.api import errors as api_errors
 from gateway.api.admin import channels as admin_channels
 from gateway.api.admin import tokens as admin_tokens
@@ -53,6 +54,7 @@ def create_app(settings: Settings) -> Edge:
         admin_tokens.router,
         admin_usage.router,
         admin_channels.router,
+        api_console.router,
     ):
         app.include_router(router)
     hot: dict[str, Endpoint] = {**chat.ROUTES, **images.ROUTES}

@@ -285,6 +285,19 @@ class MetricsSettings(_Section):
     public: bool = False
 
 
+class ConsoleSettings(_Section):
+    """The web console at /console: a browser client of the admin API, signed in with the admin token."""
+
+    enabled: bool = True
+    session_hours: float = Field(12, gt=0, le=24 * 30)  # a sign-in lasts this long, then the cookie expires
+    # Mixed into the session signing key with the admin token; the same on every node. Set it to a long
+    # random value so a stolen cookie cannot be used to guess a weak admin token offline, and change it
+    # to end every session at once.
+    session_secret: SecretStr | None = None
+    # Secure cookie flag: "auto" sets it when the request came over https (or public_base_url is https).
+    secure_cookie: Literal["auto", "always", "never"] = "auto"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_",
@@ -309,6 +322,7 @@ class Settings(BaseSettings):
     usage: UsageSettings = UsageSettings()
     logging: LoggingSettings = LoggingSettings()
     metrics: MetricsSettings = MetricsSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @model_validator(mode="after")
     def _channels_consistent(self) -> Settings:

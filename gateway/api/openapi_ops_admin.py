@@ -135,7 +135,7 @@ _USAGE_OPS: dict[tuple[str, str], Op] = {
         (400, 401, 503),
         description="Requests, images, tokens and cost (micro-USD) per key, and their totals, over the "
         "records the filters match.",
-        params={"group_by": "one row per model, token, group, channel or UTC day", **_FILTERS},
+        params={"group_by": "one row per model, token, group, channel, UTC day or UTC hour", **_FILTERS},
         error_text={
             400: "A missing or unknown `group_by`, or another invalid query parameter (`param` names it): "
             f"{_BAD_TIME}, an unknown `status`, a filter too long or holding a NUL character."

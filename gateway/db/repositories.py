@@ -250,19 +250,30 @@ async def usage_records_page(
 
 
 async def usage_summary(session: AsyncSession, f: UsageFilter, group_by: str) -> Sequence[RowMapping]:
-    """Requests, images, tokens and cost per model, token, group, channel or UTC day."""
+    """Requests, errors, images, tokens and cost per model, token, group, channel, UTC day or UTC hour.
+
+    An hour's key is the ISO time it starts at (`2026-03-01T13:00:00Z`), a day's its date.
+    """
     c = USAGE_TABLE.c
     key: ColumnElement[Any]
+    postgres = session.get_bind().dialect.name == "postgresql"
     if group_by == "day":
-        if session.get_bind().dialect.name == "postgresql":
+        if postgres:
             key = func.to_char(func.timezone("UTC", c["created_at"]), "YYYY-MM-DD")
         else:  # SQLite keeps UTC times as text: the date is its first ten characters
             key = func.substr(c["created_at"], 1, 10)
+    elif group_by == "hour":
+        if postgres:
+            key = func.to_char(func.timezone("UTC", c["created_at"]), 'YYYY-MM-DD"T"HH24":00:00Z"')
+        else:  # "2026-03-01 13:04:05.000000": the date, then the hour at characters 12-13
+            day, hour = func.substr(c["created_at"], 1, 10), func.substr(c["created_at"], 12, 2)
+            key = day.concat("T").concat(hour).concat(":00:00Z")
     else:
         key = c["token_id" if group_by == "token" else group_by]
     stmt = select(
         key.label("key"),
         func.count().label("requests"),
+        func.coalesce(func.sum(case((c["status"] == "failed", 1), else_=0)), 0).label("errors"),
         *(
             func.coalesce(func.sum(c[name]), 0).label(name)
             for name in (

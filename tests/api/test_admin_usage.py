@@ -163,6 +163,7 @@ KEYS = {
     "group": lambda r: r.group,
     "channel": lambda r: r.channel,
     "day": lambda r: r.created_at.date().isoformat(),
+    "hour": lambda r: r.created_at.strftime("%Y-%m-%dT%H:00:00Z"),
 }
 
 
@@ -172,19 +173,23 @@ def test_summary_totals_equal_the_sums_of_the_records(client: TestClient, group_
     chosen = [r for r in DATA if r.created_at >= datetime(2026, 3, 1, 6, tzinfo=UTC)]
     want: dict[Any, dict[str, int]] = {}
     for r in chosen:
-        row = want.setdefault(KEYS[group_by](r), dict.fromkeys(("requests", "images", "tokens", "cost"), 0))
+        row = want.setdefault(
+            KEYS[group_by](r), dict.fromkeys(("requests", "errors", "images", "tokens", "cost"), 0)
+        )
         row["requests"] += 1
+        row["errors"] += r.status == "failed"
         row["images"] += r.image_count
         row["tokens"] += r.usage.total_tokens
         row["cost"] += r.cost_micro_usd
     got = {
-        d["key"]: {"requests": d["requests"], "images": d["images"], "tokens": d["total_tokens"],
-                   "cost": d["cost_micro_usd"]}
+        d["key"]: {"requests": d["requests"], "errors": d["errors"], "images": d["images"],
+                   "tokens": d["total_tokens"], "cost": d["cost_micro_usd"]}
         for d in body["data"]
     }  # fmt: skip
     assert got == want
     total = body["total"]
     assert total["requests"] == len(chosen)
+    assert total["errors"] == sum(r.status == "failed" for r in chosen) > 0
     assert total["cost_micro_usd"] == sum(r.cost_micro_usd for r in chosen)
     assert total["total_tokens"] == sum(r.usage.total_tokens for r in chosen)
     assert total["shortfall_micro_usd"] == sum(r.shortfall_micro_usd for r in chosen)

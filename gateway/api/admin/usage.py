@@ -165,7 +165,7 @@ def _cell(name: str, row: RowMapping) -> Any:
 async def summary(
     rt: RuntimeDep,
     _: AdminDep,
-    group_by: Literal["model", "token", "group", "channel", "day"],
+    group_by: Literal["model", "token", "group", "channel", "day", "hour"],
     since: Annotated[str | None, Query(alias="from", max_length=64)] = None,
     until: Annotated[str | None, Query(alias="to", max_length=64)] = None,
     token: FilterText = None,
@@ -178,7 +178,7 @@ async def summary(
     async with rt.sessionmaker() as session:
         rows = await repo.usage_summary(session, f, group_by)
     data = [_summary_view(r) for r in rows]
-    total = {name: sum(d[name] for d in data) for name in ("requests", "images", *SUMMED[1:])}
+    total = {name: sum(d[name] for d in data) for name in ("requests", "errors", "images", *SUMMED[1:])}
     return _json({"object": "usage.summary", "group_by": group_by, "data": data, "total": total})
 
 
@@ -186,6 +186,7 @@ def _summary_view(row: RowMapping) -> dict[str, Any]:
     return {
         "key": row["key"],
         "requests": int(row["requests"]),
+        "errors": int(row["errors"]),  # failed requests
         "images": int(row["image_count"]),
         **{name: int(row[name]) for name in SUMMED[1:]},
     }

@@ -65,6 +65,7 @@ class UsageRecordList(BaseModel):
 
 class UsageTotals(BaseModel):
     requests: int
+    errors: int = Field(description="failed requests")
     images: int
     prompt_tokens: int
     completion_tokens: int
@@ -75,8 +76,8 @@ class UsageTotals(BaseModel):
 
 class UsageSummaryRow(UsageTotals):
     key: str | None = Field(
-        description="the model, token id, group, channel (null: no channel was reached) or UTC day "
-        "(YYYY-MM-DD) of this row"
+        description="the model, token id, group, channel (null: no channel was reached), UTC day "
+        "(YYYY-MM-DD) or UTC hour (YYYY-MM-DDTHH:00:00Z) of this row"
     )
 
 
@@ -84,6 +85,6 @@ class UsageSummary(BaseModel):
     """Sums per `group_by` key over the matching records, and over them all."""
 
     object: Literal["usage.summary"]
-    group_by: Literal["model", "token", "group", "channel", "day"]
+    group_by: Literal["model", "token", "group", "channel", "day", "hour"]
     data: list[UsageSummaryRow] = Field(description="ordered by key")
     total: UsageTotals
