@@ -1,15 +1,17 @@
-"""GET /healthz (the process answers) and GET /readyz (the database and object storage answer)."""
+"""GET /healthz (the process answers) and GET /readyz (the database and object storage answer, and the
+process is not shutting down: from SIGTERM on it says 503 so that load balancers stop sending to it)."""
 
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy import text
 from starlette.responses import Response
 
 from gateway.api.deps import RuntimeDep
 
 router = APIRouter()
+DRAINING = b'{"status":"shutting_down","checks":{}}'
 
 
 @router.get("/healthz")
@@ -18,7 +20,10 @@ async def healthz() -> Response:
 
 
 @router.get("/readyz")
-async def readyz(rt: RuntimeDep) -> Response:
+async def readyz(request: Request, rt: RuntimeDep) -> Response:
+    drain = getattr(request.app.state, "drain", None)
+    if drain is not None and drain.draining:
+        return Response(DRAINING, status_code=503, media_type="application/json")
     checks: dict[str, str] = {}
     try:
         async with rt.engine.connect() as conn:

@@ -142,11 +142,13 @@ async def get_job(session: AsyncSession, job_id: str, token_id: str) -> ImageJob
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def _update_job(session: AsyncSession, job_id: str, node: str, current: str, **values: Any) -> bool:
-    """Change a job only while `node` holds it in the `current` status."""
+async def _update_job(
+    session: AsyncSession, job_id: str, node: str, current: tuple[str, ...], **values: Any
+) -> bool:
+    """Change a job only while `node` holds it in one of the `current` statuses."""
     stmt = (
         update(ImageJob)
-        .where(ImageJob.id == job_id, ImageJob.node == node, ImageJob.status == current)
+        .where(ImageJob.id == job_id, ImageJob.node == node, ImageJob.status.in_(current))
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -155,11 +157,11 @@ async def _update_job(session: AsyncSession, job_id: str, node: str, current: st
 
 async def start_job(session: AsyncSession, job_id: str, node: str) -> bool:
     """queued → running, only while `node` still holds the job."""
-    return await _update_job(session, job_id, node, "queued", status="running")
+    return await _update_job(session, job_id, node, ("queued",), status="running")
 
 
 async def set_job_reserved(session: AsyncSession, job_id: str, node: str, micro_usd: int) -> bool:
-    return await _update_job(session, job_id, node, "running", reserved_micro_usd=micro_usd)
+    return await _update_job(session, job_id, node, ("running",), reserved_micro_usd=micro_usd)
 
 
 async def finish_job(
@@ -172,9 +174,9 @@ async def finish_job(
     result: str | None = None,
     error: dict[str, Any] | None = None,
 ) -> bool:
-    """running → succeeded|failed; False when the job is no longer this node's (its lease lapsed)."""
+    """queued|running → succeeded|failed; False when the job is no longer this node's (lease lapsed)."""
     return await _update_job(
-        session, job_id, node, "running", status=status, result=result, error=error,
+        session, job_id, node, _LIVE_JOB, status=status, result=result, error=error,
         reserved_micro_usd=0, finished_at=finished_at, lease_expires_at=None,
     )  # fmt: skip
 
