@@ -26,7 +26,8 @@ def settings(tmp: Path, **extra: Any) -> Settings:
         "admin": {"token": "adm"},
         "storage": {"backend": "local", "local": {"root": str(tmp / "images")}},
         "channels": [
-            {"name": "flaky", "kind": "mock", "models": ["fo-image"], "priority": 10, "mock": {"failure_rate": 1.0}},
+            {"name": "flaky", "kind": "mock", "models": ["fo-image"], "priority": 10,
+             "mock": {"failure_rate": 1.0}},
             {"name": "steady", "kind": "mock", "models": ["fo-image", "mock-chat"]},
         ],
         **extra,

@@ -22,7 +22,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayP
     config = {
         "server": {"nonstream_keepalive_seconds": 0.3},  # for every non-stream call, unless the client says
         "channels": [
-            {"name": "slow", "kind": "mock", "models": ["slow-image", "slow-chat"], "mock": {"latency_ms": SLOW_MS}},
+            {"name": "slow", "kind": "mock", "models": ["slow-image", "slow-chat"],
+             "mock": {"latency_ms": SLOW_MS}},
             {"name": "late-failure", "kind": "mock", "models": ["late-failure"],
              "mock": {"latency_ms": 1500, "failure_rate": 1.0}},
             {"name": "fast", "kind": "mock", "models": ["fast-image", "fast-chat"]},
