@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -185,3 +186,34 @@ def test_a_node_with_too_many_jobs_in_hand_refuses_more(
     held.release.set()
     for job_id in (running, queued):
         assert wait_done(client, key, job_id)["status"] == "succeeded"
+
+
+def test_a_running_jobs_lease_is_renewed_past_its_first_expiry(
+    app_factory: Callable[..., TestClient], monkeypatch: Any
+) -> None:
+    held = HeldPipeline()
+    monkeypatch.setattr(runner_module.pipeline, "generate", held.generate)
+    client = app_factory(jobs={"lease_seconds": 0.3, "sweep_interval_seconds": 0.05})  # sweeps on its own
+    key = new_key(client)
+    job_id = submit(client, key, PROMPT)
+    assert held.reserved.wait(10)
+    first_expiry = run(client, _job, client, job_id).lease_expires_at
+    deadline = time.monotonic() + 10
+    while (row := run(client, _job, client, job_id)).lease_expires_at is not None:
+        if row.lease_expires_at > first_expiry + timedelta(seconds=0.5):
+            break  # renewals carried the lease well past where it first ran out
+        assert time.monotonic() < deadline
+    row = run(client, _job, client, job_id)
+    assert row.status == "running" and datetime.now(UTC).replace(tzinfo=None) > first_expiry.replace(
+        tzinfo=None
+    )
+    held.release.set()
+    assert wait_done(client, key, job_id)["status"] == "succeeded"
+
+
+def test_the_sweeper_runs_on_its_own(app_factory: Callable[..., TestClient]) -> None:
+    client = app_factory(jobs={"sweep_interval_seconds": 0.05})
+    key = new_key(client, "payer")
+    token_id = run(client, _token_id, client, "payer")
+    run(client, _insert, client, "imgjob_orphan", token_id)
+    assert wait_done(client, key, "imgjob_orphan")["error"]["code"] == "job_interrupted"
