@@ -236,8 +236,10 @@ async def interrupt_expired_jobs(
 
 
 async def purge_jobs(session: AsyncSession, finished_before: datetime) -> int:
-    stmt = delete(ImageJob).where(ImageJob.finished_at < finished_before)
-    return int((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+    old = ImageJob.finished_at < finished_before
+    if (await session.execute(select(ImageJob.id).where(old).limit(1))).first() is None:
+        return 0  # nothing to delete: no write lock taken (SQLite has one for the whole file)
+    return int((await session.execute(delete(ImageJob).where(old))).rowcount)  # type: ignore[attr-defined]
 
 
 def _usage_row(r: UsageRecord) -> dict[str, Any]:

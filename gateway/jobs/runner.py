@@ -72,6 +72,7 @@ class JobRunner:
         self._hold_writes = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
 
     @property
     def lease(self) -> timedelta:
@@ -186,9 +187,16 @@ class JobRunner:
             return
         metrics.job_finished(label)
 
+    async def _pause(self, seconds: float) -> bool:
+        """Wait `seconds`; False once the runner stops (a loop never dies in the middle of a write)."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            return True
+        return False
+
     async def _renew_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.lease_seconds / 3)
+        while await self._pause(self.settings.lease_seconds / 3):
             ids = list(self._jobs)
             if not ids:
                 continue
@@ -204,7 +212,8 @@ class JobRunner:
                 await self.sweep()
             except Exception as exc:
                 log.warning("job sweep failed: %r", exc)
-            await asyncio.sleep(self.settings.sweep_interval_seconds)
+            if not await self._pause(self.settings.sweep_interval_seconds):
+                return
 
     async def sweep(self) -> tuple[int, int]:
         """Fail (and refund) the jobs whose lease lapsed; purge old results. Returns both counts."""
@@ -231,6 +240,10 @@ class JobRunner:
         if left:
             log.warning("stopping: %d async job(s) interrupted", len(left))
             await asyncio.wait(left, timeout=10)
-        for task in [*self._loops, *self._background]:
-            task.cancel()
-        await asyncio.gather(*self._loops, *self._background, return_exceptions=True)
+        self._stopping.set()  # the loops end after the write they are on, if any
+        tasks = [*self._loops, *self._background]
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=10)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
