@@ -28,6 +28,7 @@ log = logging.getLogger("gateway.api")
 
 HEADER = "x-gateway-keepalive"
 DEFAULT_INTERVAL = 10.0
+MAX_INTERVAL = 300.0  # a client's interval, capped (a huge one would only mean "no keepalive")
 PAD = b" "
 
 
@@ -40,7 +41,7 @@ def interval(request: Request, server: ServerSettings) -> float:
         except ValueError:
             asked = -1.0
         if asked > 1:
-            return asked
+            return min(asked, MAX_INTERVAL)
         if asked == 1:
             return server.nonstream_keepalive_seconds or DEFAULT_INTERVAL
         if asked == 0:

@@ -155,7 +155,7 @@ def request(header: str | None) -> Request:
 @pytest.mark.parametrize(
     ("header", "configured", "expected"),
     [(None, 0, 0), (None, 4, 4), ("1", 0, 10), ("1", 4, 4), ("7", 0, 7), ("2.5", 4, 2.5), ("0", 4, 0),
-     ("junk", 3, 3)],
+     ("junk", 3, 3), ("inf", 0, 300), ("nan", 2, 2), ("-4", 2, 2)],
 )  # fmt: skip
 def test_interval_from_header_and_config(header: str | None, configured: float, expected: float) -> None:
     assert interval(request(header), ServerSettings(nonstream_keepalive_seconds=configured)) == expected
