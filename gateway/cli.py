@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import uvicorn
 
-from gateway import logs
+from gateway import logs, metrics
 from gateway.api.edge import Edge
 from gateway.app import create_app
 from gateway.auth import manage
@@ -43,13 +43,14 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 def app_factory() -> Edge:
     """For `--workers N`: each worker process reads the same config file and environment."""
     settings = load_settings()
+    logs.configure(settings.logging.level, settings.logging.log_bodies)  # a worker starts afresh
     if os.environ.get("GATEWAY_DEMO") == "1":
         settings = _with_demo_channel(settings)
-    return create_app(settings)
+    return create_app(settings, drain_on_sigterm=True)
 
 
 def _serve(settings: Settings) -> None:
-    logs.configure(settings.logging.level)
+    logs.configure(settings.logging.level, settings.logging.log_bodies)
     if settings.database.auto_migrate:
         migrate.upgrade(settings.database.url)
     options: dict[str, Any] = {
@@ -59,14 +60,20 @@ def _serve(settings: Settings) -> None:
         "access_log": settings.logging.access_log,
         "loop": "auto",
         "http": "auto",
-        "timeout_graceful_shutdown": 30,
+        # The drain (api/drain.py) waits for in-flight requests first; this bounds what uvicorn waits after.
+        "timeout_graceful_shutdown": settings.server.shutdown_grace_seconds,
         "backlog": 4096,
         "proxy_headers": False,  # nothing reads the client address; saves a layer on every request
     }
     if settings.server.workers > 1:
-        uvicorn.run("gateway.cli:app_factory", factory=True, workers=settings.server.workers, **options)
+        # Workers keep their metrics in files of one directory, which /metrics adds up.
+        created = metrics.prepare_multiprocess_dir()
+        try:
+            uvicorn.run("gateway.cli:app_factory", factory=True, workers=settings.server.workers, **options)
+        finally:
+            metrics.remove_dir(created)
     else:
-        uvicorn.run(create_app(settings), **options)
+        uvicorn.run(create_app(settings, drain_on_sigterm=True), **options)
 
 
 def _with_demo_channel(settings: Settings) -> Settings:

@@ -42,7 +42,9 @@ class ServerSettings(_Section):
     workers: int = Field(1, ge=1)
     public_base_url: str | None = None  # for URLs of locally stored files; default http://<host>:<port>
     sse_keepalive_seconds: float = Field(10.0, ge=0)
+    # §4.7: a non-stream call sends 200 at once, then a space every interval until its JSON; 0 = off
     nonstream_keepalive_seconds: float = Field(0.0, ge=0)
+    shutdown_grace_seconds: float = Field(30.0, ge=0)  # SIGTERM: in-flight requests get this long
 
 
 class DatabaseSettings(_Section):
@@ -298,6 +300,21 @@ class ConsoleSettings(_Section):
     secure_cookie: Literal["auto", "always", "never"] = "auto"
 
 
+class JobsSettings(_Section):
+    """§4.6 async image jobs: leases, retention and per-node limits."""
+
+    lease_seconds: float = Field(60.0, gt=0)  # a running job's node renews it every third of this
+    retention_hours: float = Field(24.0, gt=0)  # finished jobs (and their results) are purged after
+    sweep_interval_seconds: float = Field(15.0, gt=0)  # expired leases and the purge, checked this often
+    max_running: int = Field(16, ge=1)  # jobs one process runs at once; more wait their turn (queued)
+    max_queued: int = Field(1000, ge=0)  # jobs waiting per process; past it a new job is refused (503)
+    max_result_mb: float = Field(32.0, gt=0)  # a result kept as base64 (no storage) may not exceed this
+
+    @property
+    def max_result_bytes(self) -> int:
+        return int(self.max_result_mb * 1024 * 1024)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_",
@@ -323,6 +340,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     metrics: MetricsSettings = MetricsSettings()
     console: ConsoleSettings = ConsoleSettings()
+    jobs: JobsSettings = JobsSettings()
 
     @model_validator(mode="after")
     def _channels_consistent(self) -> Settings:

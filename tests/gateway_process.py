@@ -21,9 +21,16 @@ ADMIN_TOKEN = "admin-test-token"
 class GatewayProcess:
     def __init__(self, tmp: Path, config: dict[str, Any], env: dict[str, str] | None = None) -> None:
         self.port = free_port()
+        config = dict(config)
         self.tmp = tmp
+        server = {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "sse_keepalive_seconds": 10,
+            **config.pop("server", {}),
+        }
         config = {
-            "server": {"host": "127.0.0.1", "port": self.port, "sse_keepalive_seconds": 10},
+            "server": server,
             "database": {"url": f"sqlite+aiosqlite:///{tmp}/gateway.db"},
             "admin": {"token": ADMIN_TOKEN},
             "storage": {"backend": "none"},

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway import logs
 from gateway.api.deps import authenticate, read_json, request_id, runtime_of, until_disconnect, validate
+from gateway.api.keepalive import KeepaliveResponse, interval
 from gateway.api.schemas.chat import ChatCompletionRequest
 from gateway.api.streaming import SSEResponse
+from gateway.domain import JSONObject
 from gateway.pipeline import chat as pipeline
 from gateway.pipeline.chat import ChatRequest
 
@@ -20,6 +25,8 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
     caller = await authenticate(request, rt)
     body = await read_json(request, rt.settings.limits.max_request_body_bytes)
     parsed = validate(ChatCompletionRequest, body)
+    logs.request_body(rt.settings.logging, body)
+    request.scope["state"]["model"] = parsed.model  # the metrics label
     body.pop("group", None)
     req = ChatRequest(
         body=body,
@@ -33,12 +40,18 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
     if req.stream:
         events = await pipeline.stream(rt, caller, req, request_id=rid, endpoint=endpoint)
         return SSEResponse(events, rt.settings.server.sse_keepalive_seconds)
-    result = await until_disconnect(
-        request, pipeline.complete(rt, caller, req, request_id=rid, endpoint=endpoint)
-    )
+    work = pipeline.complete(rt, caller, req, request_id=rid, endpoint=endpoint)
+    seconds = interval(request, rt.settings.server)
+    if seconds > 0:
+        return KeepaliveResponse(_answer(work), seconds)
+    result = await until_disconnect(request, work)
     if result is None:
         return Response(status_code=CLIENT_CLOSED)
     return Response(orjson.dumps(result), media_type="application/json")
+
+
+async def _answer(work: Awaitable[JSONObject]) -> Response:
+    return Response(orjson.dumps(await work), media_type="application/json")
 
 
 ROUTES = {"/v1/chat/completions": chat_completions, "/v1beta/openai/chat/completions": chat_completions}

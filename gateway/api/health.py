@@ -1,12 +1,10 @@
-"""GET /healthz (the process answers) and GET /readyz (the database and object storage answer).
-
-A failed readiness answer is a 503 with the §2 error object and, beside it, the state of each check.
-"""
+"""GET /healthz (the process answers) and GET /readyz (the database and object storage answer, and the
+process is not shutting down: from SIGTERM on it says 503 so that load balancers stop sending to it)."""
 
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy import text
 from starlette.responses import Response
 
@@ -14,6 +12,7 @@ from gateway.api.deps import RuntimeDep
 from gateway.errors import ServiceUnavailable
 
 router = APIRouter()
+DRAINING = b'{"status":"shutting_down","checks":{}}'
 
 
 @router.get("/healthz")
@@ -22,7 +21,10 @@ async def healthz() -> Response:
 
 
 @router.get("/readyz")
-async def readyz(rt: RuntimeDep) -> Response:
+async def readyz(request: Request, rt: RuntimeDep) -> Response:
+    drain = getattr(request.app.state, "drain", None)
+    if drain is not None and drain.draining:
+        return Response(DRAINING, status_code=503, media_type="application/json")
     checks: dict[str, str] = {}
     try:
         async with rt.engine.connect() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable
 
 import orjson
 from starlette.datastructures import FormData, UploadFile
@@ -11,6 +12,8 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway import logs
+from gateway.api import jobs
 from gateway.api.deps import (
     authenticate,
     read_body,
@@ -20,6 +23,7 @@ from gateway.api.deps import (
     until_disconnect,
     validate,
 )
+from gateway.api.keepalive import KeepaliveResponse, interval
 from gateway.api.schemas.images import ImagesEditForm, ImagesEditRequest, ImagesGenerateRequest
 from gateway.api.streaming import SSEResponse
 from gateway.domain import Caller, ImagePart, JSONObject, Operation
@@ -27,7 +31,7 @@ from gateway.errors import InvalidRequest
 from gateway.images.inputs import check_reference, decode_data_url
 from gateway.images.sniff import require_image
 from gateway.pipeline import images as pipeline
-from gateway.pipeline.images import ImageRequest
+from gateway.pipeline.images import ImageRequest, ImageResult
 from gateway.runtime import Runtime
 
 CLIENT_CLOSED = 499
@@ -150,6 +154,10 @@ async def _part(field: str, upload: UploadFile, what: str) -> ImagePart:
 
 async def _run(request: Request, rt: Runtime, caller: Caller, req: ImageRequest) -> Response | SSEResponse:
     rid, endpoint = request_id(request), request.scope["path"]
+    request.scope["state"]["model"] = req.model  # the metrics label
+    logs.request_body(rt.settings.logging, req.body)
+    if not req.stream and jobs.wants_async(request):
+        return await jobs.accept(request, rt, caller, req)
     if req.stream:
         events = await until_disconnect(
             request, pipeline.stream(rt, caller, req, request_id=rid, endpoint=endpoint)
@@ -159,11 +167,21 @@ async def _run(request: Request, rt: Runtime, caller: Caller, req: ImageRequest)
         return SSEResponse(
             events, rt.settings.server.sse_keepalive_seconds, error_prefix=b"event: error\ndata: "
         )
-    result = await until_disconnect(
-        request, pipeline.generate(rt, caller, req, request_id=rid, endpoint=endpoint)
-    )
+    work = pipeline.generate(rt, caller, req, request_id=rid, endpoint=endpoint)
+    seconds = interval(request, rt.settings.server)
+    if seconds > 0:
+        return KeepaliveResponse(_answer(work), seconds)
+    result = await until_disconnect(request, work)
     if result is None:
         return Response(status_code=CLIENT_CLOSED)
+    return _response(result)
+
+
+async def _answer(work: Awaitable[ImageResult]) -> Response:
+    return _response(await work)
+
+
+def _response(result: ImageResult) -> Response:
     headers = {"x-gateway-warning": "; ".join(result.warnings)} if result.warnings else None
     return Response(orjson.dumps(result.body), media_type="application/json", headers=headers)
 

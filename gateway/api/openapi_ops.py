@@ -139,6 +139,28 @@ OPS: dict[tuple[str, str], Op] = {
         ok_description="The image file",
         params={"key": "the image's key, as in the URL the gateway returned"},
     ),
+    ("get", "/v1/images/jobs/{job_id}"): Op(
+        "getImageJob",
+        "An async image job: its status, then its result or its error",
+        "images",
+        "client",
+        r.ImageJob,
+        (401, 404),
+        "A generations or edits request sent with `Prefer: respond-async` answers 202 with the queued job at "
+        "once. Any node answers this; another token's job is 404.",
+        params={"job_id": "the `id` of the 202 answer"},
+    ),
+    ("get", "/metrics"): Op(
+        "metrics",
+        "Prometheus metrics",
+        "health",
+        "admin",
+        None,
+        (401,),
+        "The admin token is required unless `metrics.public: true`.",
+        ok_media=("text/plain",),
+        ok_description="The Prometheus text exposition format",
+    ),
     ("get", "/healthz"): Op("healthz", "Liveness: the process answers", "health", "none", r.Health, ()),
     ("get", "/readyz"): Op(
         "readyz",

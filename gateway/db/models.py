@@ -1,11 +1,11 @@
-"""Tables: `tokens` (§6.3) and `usage_records` (§6.5). Money is integer micro-USD."""
+"""Tables: `tokens` (§6.3), `usage_records` (§6.5) and `image_jobs` (§4.6). Money is integer micro-USD."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db.base import Base
@@ -74,3 +74,30 @@ class UsageRecordRow(Base):
     # The part of the cost the quota could not cover when settling (the quota went to exactly zero).
     shortfall_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     usage_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ImageJob(Base):
+    """An async image job (§4.6). While queued or running it is held by one process (`node`) until
+    `lease_expires_at`, which that process keeps pushing forward; a lapsed lease means the process is
+    gone. `reserved_micro_usd` is the quota the running call holds, refunded if the job is interrupted.
+    `result` is the images answer as JSON text (kept as sent: never parsed again to answer a GET)."""
+
+    __tablename__ = "image_jobs"
+    __table_args__ = (
+        Index("ix_image_jobs_status_lease_expires_at", "status", "lease_expires_at"),
+        Index("ix_image_jobs_finished_at", "finished_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    token_id: Mapped[str] = mapped_column(String(40))
+    request_id: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    node: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reserved_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0)
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from gateway import metrics
 from gateway.errors import InvalidImage, StorageUnavailable, UpstreamError
 from gateway.images.sniff import ImageInfo, sniff
 from gateway.storage.base import ObjectStore, make_key
@@ -78,6 +79,7 @@ async def store_image(
     except Exception as exc:
         log.warning("object store %s: URL for %s failed: %r", store.name, key, exc)
         raise StorageUnavailable("object storage could not make the image URL") from exc
+    metrics.image_rehosted(origin, len(data))
     return StoredImage(url=url, key=key, info=info, size=len(data))
 
 

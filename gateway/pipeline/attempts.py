@@ -6,6 +6,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from gateway import metrics
 from gateway.domain import Attempt, Target
 from gateway.errors import NoAvailableChannel, UpstreamError
 from gateway.routing.health import Health
@@ -53,13 +54,17 @@ async def with_failover(
         target = next_target(rt.health, ordered, failed_channels, failed_keys)
         if target is None:
             break
+        if last_error is not None:
+            metrics.failover(attempts[-1].channel)
         name, index = target.channel.name, target.key_index
         started = time.perf_counter()
         try:
             result = await call(target)
         except UpstreamError as err:
-            elapsed = int((time.perf_counter() - started) * 1000)
+            seconds = time.perf_counter() - started
+            elapsed = int(seconds * 1000)
             attempts.append(Attempt(name, index, err.upstream_status or err.code or "error", elapsed))
+            metrics.attempt(name, metrics.outcome(err.upstream_status, err.code), seconds)
             decision = classify(err, retry)
             rt.health.failure(name, index, decision, elapsed)
             if decision.scope == "channel":
@@ -70,8 +75,10 @@ async def with_failover(
                 raise
             last_error = _detached(err)
             continue
-        elapsed = int((time.perf_counter() - started) * 1000)
+        seconds = time.perf_counter() - started
+        elapsed = int(seconds * 1000)
         attempts.append(Attempt(name, index, 200, elapsed))
+        metrics.attempt(name, "success", seconds)
         rt.health.success(name, index, elapsed)
         return result, target
     if last_error is None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from gateway.billing import holds
 from gateway.billing.pricing import FREE, Charge, RequestFacts, request_facts
 from gateway.domain import Caller, JSONObject, Operation, UsageRecord
 from gateway.errors import GatewayError, InsufficientQuota, ModelNotFound, PermissionDenied
@@ -104,6 +105,7 @@ class Ledger:
                 "You exceeded your current quota: the estimated cost of this request is more than is left."
             )
         bill.reserved = estimate
+        holds.report_reserved(estimate)  # an async job keeps it on its row, for a refund if the node dies
 
     async def done(self, http_status: int = 200) -> None:
         """The answer succeeded: settle to its real cost (waiting briefly for it), then keep the record."""
@@ -129,6 +131,7 @@ class Ledger:
             self.rt.limiter.release(self.caller)
         settling = self._settle(self._charge() if error is None else FREE)
         if settling is None:
+            holds.report_reserved(0)
             self.rt.usage.submit(record)
         else:
             settling.add_done_callback(self._submit_settled)
@@ -165,6 +168,7 @@ class Ledger:
     def _submit_settled(self, task: asyncio.Task[int]) -> None:
         if not task.cancelled() and task.exception() is None:
             self.record.shortfall_micro_usd = task.result()
+            holds.report_reserved(0)
         self.rt.usage.submit(self.record)
 
     def _drop(self) -> None:

@@ -134,7 +134,7 @@ def test_auth_is_declared_bearer_for_clients_and_admin_bearer_for_the_admin_api(
             names = {name for requirement in operation.get("security", []) for name in requirement}
             if path.startswith(("/v1", "/dashboard")):  # the dashboard billing routes: also without /v1
                 assert "bearerAuth" in names and "401" in operation["responses"], (method, path)
-            elif path.startswith("/admin"):
+            elif path.startswith("/admin") or path == "/metrics":  # /metrics: unless metrics.public
                 assert names == {"adminBearer"} and "401" in operation["responses"], (method, path)
             else:
                 assert names == set(), (method, path)

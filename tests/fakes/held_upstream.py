@@ -1,17 +1,19 @@
-"""A fake OpenAI-compatible chat upstream for the multi-process tests. The first path segment picks a
-behaviour: `/hold/v1/...` keeps each request open until the test calls `release()`; `/keyed/v1/...`
-answers 429 to the key `sk-busy-0` and 200 to any other; `/ok/v1/...` answers at once. Every request's
-behaviour and key is recorded in arrival order."""
+"""A fake OpenAI-compatible chat (and Images API generations) upstream for the multi-process tests. The
+first path segment picks a behaviour: `/hold/v1/...` keeps each request open until the test calls
+`release()`; `/keyed/v1/...` answers 429 to the key `sk-busy-0` and 200 to any other; `/ok/v1/...` answers
+at once. Every request's behaviour and key is recorded in arrival order."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from gateway.providers.mock import render_png
 from tests.fakes.openai_upstream import fixture
 
 REFUSED_KEY = "sk-busy-0"
@@ -44,7 +46,18 @@ class HeldUpstream:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/{behaviour}/v1/chat/completions", self.chat)
+        app.router.add_post("/{behaviour}/v1/images/generations", self.images)
         return app
+
+    async def images(self, request: web.Request) -> web.Response:
+        behaviour = request.match_info["behaviour"]
+        body = await request.json()
+        with self.lock:
+            self.seen.append((behaviour, request.headers.get("Authorization", "").removeprefix("Bearer ")))
+        if behaviour == "hold":
+            await self._hold()
+        png = base64.b64encode(render_png(str(body.get("prompt", "")), 8)).decode()
+        return web.json_response({"created": int(time.time()), "data": [{"b64_json": png}]})
 
     async def chat(self, request: web.Request) -> web.Response:
         behaviour = request.match_info["behaviour"]

@@ -127,6 +127,18 @@ class ImagesResponse(_Open):
     usage: ImagesUsage | None = None
 
 
+class ImageJob(BaseModel):
+    """An async image job (§4.6): queued, running, then succeeded with `result` or failed with `error`."""
+
+    id: str
+    object: Literal["image.job"]
+    status: Literal["queued", "running", "succeeded", "failed"]
+    created: int
+    completed_at: int | None = None
+    result: ImagesResponse | None = None
+    error: ErrorObject | None = None
+
+
 class Model(BaseModel):
     id: str
     object: Literal["model"]
