@@ -46,7 +46,9 @@ async def test_a_signature_stored_by_one_node_is_read_by_another(nodes: tuple[S3
     assert (resolved.data, resolved.mime, resolved.thought_signature) == (image, "image/png", SIGNATURE)
 
 
-async def test_an_image_stored_without_signature_reads_back_without_one(nodes: tuple[S3Store, S3Store]) -> None:
+async def test_an_image_stored_without_signature_reads_back_without_one(
+    nodes: tuple[S3Store, S3Store],
+) -> None:
     a, b = nodes
     (shown,) = await show_answer_images(a, [DecodedImage(png((3, 3)))], 2, keep_data=False)
     resolved = await InputResolver(b, cast(ImageFetcher, NoFetch()))(shown.url, "x")
