@@ -127,7 +127,12 @@ channels:
     base_url: {upstream_base}
     api_keys: [{upstream_key}]
     models: [{models}]
-{channel_options}"""
+{channel_options}  - name: gemini
+    kind: gemini
+    base_url: {upstream_root}
+    api_keys: [{upstream_key}]
+    models: [{gemini_models}]
+"""
 
 S3_STORAGE = (
     "{{backend: s3, s3: {{endpoint_url: {endpoint}, region: us-east-1, bucket: {bucket}, access_key_id: x, "
@@ -148,11 +153,17 @@ class GatewayTarget:
     """`python -m gateway serve` with a fresh SQLite database, one channel to the fake upstream and one token.
     Auth, routing and usage records stay on: this is the default configuration."""
 
-    def __init__(self, models: tuple[str, ...] = ("bench-model",), channel_options: str = "") -> None:
+    def __init__(
+        self,
+        models: tuple[str, ...] = ("bench-model",),
+        channel_options: str = "",
+        gemini_models: tuple[str, ...] = ("gemini-bench",),
+    ) -> None:
         self.name = "gateway"
         self.label = "gateway (python -m gateway serve)"
         self.models = models
         self.channel_options = channel_options  # extra YAML lines of the channel, already indented
+        self.gemini_models = gemini_models  # served by a second, `kind: gemini`, channel to the same upstream
 
     def _run_cli(self, ctx: StartContext, args: list[str], log: Path) -> str:
         proc = ctx.children.spawn(
@@ -186,6 +197,8 @@ class GatewayTarget:
                 upstream_key=json.dumps(UPSTREAM_KEY),
                 models=", ".join(json.dumps(m) for m in self.models),
                 channel_options=self.channel_options,
+                upstream_root=json.dumps(ctx.upstream_base.removesuffix("/v1")),
+                gemini_models=", ".join(json.dumps(m) for m in self.gemini_models),
             )
         )
         log = ctx.log_dir / f"{self.name}.log"
