@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.e2e.gemini.conftest import TEXT_MODEL, Gateway
@@ -134,3 +135,16 @@ def test_model_defaults_apply_only_when_the_client_left_the_field_out(
     sizes = [call.config["imageConfig"].get("imageSize") for call in fake.calls]
     assert sizes == ["4K", "1K", "4K", "2K"]
     assert {call.model for call in fake.calls} == {PRO}  # the -hd name maps to the upstream model
+
+
+def test_a_streamed_generation_gets_one_completed_event_per_image_billed(
+    gateway: Gateway, fake: FakeGemini
+) -> None:
+    body = {"model": FLASH, "prompt": "two", "n": 2, "stream": True}
+    resp = post(gateway, "/v1/images/generations", body, **{"x-request-id": "gemini-images-stream"})
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+    events = [block for block in resp.text.split("\n\n") if block.strip()]
+    assert [e.splitlines()[0] for e in events] == ["event: image_generation.completed"] * 2
+    images = sorted(base64.b64decode(orjson.loads(e.splitlines()[1][6:])["b64_json"]) for e in events)
+    assert images == sorted(fake.produced) and len(fake.calls) == 2
+    assert usage_record(gateway, "gemini-images-stream")["image_count"] == 2
