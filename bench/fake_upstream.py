@@ -1,5 +1,7 @@
 """Fake OpenAI-compatible upstream for the benchmark: `POST /v1/chat/completions`, JSON or SSE stream, and
 `POST /v1/images/generations` answering one PNG as `b64_json` (with --image-bytes), as GPT image models do.
+With --gemini it is a Gemini API instead: `POST /v1beta/models/{model}:generateContent` answers the PNG as
+`inlineData` (a Gemini 4K answer: 20 MB of image are 27 MB of JSON), the key in `x-goog-api-key`.
 
 It shares a core with the load generator, so it must never be the bottleneck: raw asyncio HTTP/1.1
 (bench/http1.py), replies built with orjson, the images answer built once at start-up. Checks for a bearer
@@ -39,6 +41,7 @@ class Options:
     delay: float = 0.0  # before each chat or images reply (not /healthz)
     chunk_interval: float = 0.0
     image_bytes: int = 0  # size of the PNG the images endpoint answers; 0: no images endpoint
+    gemini: bool = False  # the image is answered by generateContent, as inlineData
 
 
 def error_reply(
@@ -83,6 +86,29 @@ def images_body(png: bytes) -> bytes:
     return orjson.dumps(body)
 
 
+GEMINI_PATH = "/v1beta/models/"
+GEMINI_METHOD = ":generateContent"
+
+
+def gemini_body(png: bytes) -> bytes:
+    """A whole `generateContent` answer of a Gemini image model for one PNG, serialized once."""
+    usage = {
+        "promptTokenCount": 12,
+        "candidatesTokenCount": 2000,
+        "totalTokenCount": 2012,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 12}],
+        "candidatesTokensDetails": [{"modality": "IMAGE", "tokenCount": 2000}],
+    }
+    part = {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png).decode("ascii")}}
+    body = {
+        "candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": usage,
+        "modelVersion": "gemini-bench-image",
+        "responseId": "bench",
+    }
+    return orjson.dumps(body)
+
+
 class FakeOpenAI:
     """Builds replies; holds only the options and a request counter for ids."""
 
@@ -91,13 +117,17 @@ class FakeOpenAI:
         self._ids = itertools.count(1)
         self._endpoints: dict[str, Callable[[dict[str, Any]], Reply]] = {"/v1/chat/completions": self._chat}
         self._images_body: bytes | None = None
-        if options.image_bytes:
+        if options.image_bytes and options.gemini:
+            self._images_body = gemini_body(make_png(options.image_bytes))
+        elif options.image_bytes:
             self._images_body = images_body(make_png(options.image_bytes))
             self._endpoints["/v1/images/generations"] = self._images
 
     def reply(self, req: Request) -> Reply:
         if req.path == "/healthz":
             return Reply(200, "application/json", b'{"status":"ok"}')
+        if self.options.gemini and req.path.startswith(GEMINI_PATH) and req.path.endswith(GEMINI_METHOD):
+            return self._generate_content(req)
         endpoint = self._endpoints.get(req.path)
         if endpoint is None:
             return error_reply(404, f"Unknown path {req.path}", "not_found")
@@ -135,6 +165,25 @@ class FakeOpenAI:
             return UNKNOWN_RESPONSE_FORMAT
         if not isinstance(payload.get("prompt"), str) or not payload["prompt"]:
             return error_reply(400, "'prompt' is required.", "missing_required_parameter", param="prompt")
+        assert self._images_body is not None
+        return Reply(200, "application/json", self._images_body, delay=self.options.delay)
+
+    def _generate_content(self, req: Request) -> Reply:
+        key = req.headers.get("x-goog-api-key", "")
+        if not key or (self.options.key is not None and key != self.options.key):
+            error = {
+                "code": 403,
+                "message": "Method doesn't allow unregistered callers",
+                "status": "PERMISSION_DENIED",
+            }
+            return Reply(403, "application/json", orjson.dumps({"error": error}))
+        try:
+            payload = orjson.loads(req.body)
+        except orjson.JSONDecodeError:
+            payload = None
+        if not isinstance(payload, dict) or not isinstance(payload.get("contents"), list):
+            error = {"code": 400, "message": "contents is required", "status": "INVALID_ARGUMENT"}
+            return Reply(400, "application/json", orjson.dumps({"error": error}))
         assert self._images_body is not None
         return Reply(200, "application/json", self._images_body, delay=self.options.delay)
 
@@ -203,7 +252,8 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 async def serve(host: str, port: int, options: Options, lifetime: float) -> None:
     server, tasks = await start_server(FakeOpenAI(options).reply, host, port)
     if options.image_bytes:
-        print(f"fake upstream: images answer one {options.image_bytes:,}-byte PNG as b64_json", flush=True)
+        shape = "inlineData of generateContent" if options.gemini else "b64_json"
+        print(f"fake upstream: images answer one {options.image_bytes:,}-byte PNG as {shape}", flush=True)
     print(f"fake upstream listening on http://{host}:{port}/v1", flush=True)
     try:
         await wait_for_stop("fake upstream", lifetime)
@@ -227,6 +277,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         help="serve /v1/images/generations with a PNG of this many bytes as b64_json (default 0: off)",
     )
+    p.add_argument(
+        "--gemini", action="store_true", help="answer the PNG as Gemini generateContent inlineData instead"
+    )
     p.add_argument("--lifetime", type=float, default=3600.0, help="exit after this many seconds")
     args = p.parse_args(argv)
     if args.chunks < 1:
@@ -245,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         delay=args.delay,
         chunk_interval=args.chunk_interval,
         image_bytes=args.image_bytes,
+        gemini=args.gemini,
     )
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(serve(args.host, args.port, options, args.lifetime))

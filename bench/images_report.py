@@ -42,7 +42,8 @@ def storage_problem(scenario: Scenario, m: Measurement) -> str | None:
 
 
 def judge(scenario: Scenario, measurements: list[Measurement]) -> Verdict:
-    gw, base = find(measurements, scenario.name, GATEWAY), find(measurements, scenario.name, BASELINE)
+    gw = find(measurements, scenario.name, GATEWAY)
+    base = find(measurements, scenario.versus or scenario.name, BASELINE)
     r = ratio(gw, base)
 
     def verdict(passed: bool | None, reason: str) -> Verdict:
@@ -66,11 +67,14 @@ def judge(scenario: Scenario, measurements: list[Measurement]) -> Verdict:
         reasons.append(f"RSS growth {fmt(growth, 2)}x bytes in flight ({sign} {scenario.max_rss_growth}x)")
     if scenario.min_ratio is not None:
         if base is None or base.load is None or base.load.errors or r is None:
-            reasons.append("no valid baseline measurement to compare req/s with")
+            reasons.append(
+                f"no valid {scenario.versus or scenario.name} baseline measurement to compare req/s with"
+            )
             return verdict(False if not passed else None, "; ".join(reasons))
         ok = r >= scenario.min_ratio
         passed &= ok
-        reasons.append(f"{r:.2f}x baseline req/s ({'>=' if ok else '<'} {scenario.min_ratio}x)")
+        of = f"the {scenario.versus} baseline's" if scenario.versus else "baseline"
+        reasons.append(f"{r:.2f}x {of} req/s ({'>=' if ok else '<'} {scenario.min_ratio}x)")
     return verdict(passed, "; ".join(reasons))
 
 

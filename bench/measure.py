@@ -94,6 +94,8 @@ def start_upstream(
         "--image-bytes",
         str(scenario.image_bytes),
     ]
+    if scenario.upstream == "gemini":
+        argv.append("--gemini")
     log = log_dir / "upstream.log"
     proc = children.spawn(argv, log=log, cpu=settings.upstream_cpu, env=child_env(), cwd=BENCH_DIR.parent)
     wait_until_ready(f"http://127.0.0.1:{port}/healthz", proc, log, timeout=30)
@@ -247,6 +249,8 @@ def run_rounds(
         for scenario in scenarios:
             # alternate who goes first, so a drift in machine load does not always favour the same target
             for target in targets if round_no % 2 else list(reversed(targets)):
+                if scenario.targets is not None and target.name not in scenario.targets:
+                    continue
                 tag = f"[{scenario.name}] round {round_no}/{rounds}"
                 print(f"{tag} {target.label}: {scenario.duration_s:.0f} s ...", file=sys.stderr, flush=True)
                 m = dataclasses.replace(measure(scenario, target, settings), round=round_no)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Literal
 
 MODEL = "bench-model"
 PROMPT = "Say hello in one short sentence."
 IMAGE_MODEL = "gpt-image-bench"
+GEMINI_MODEL = "gemini-bench-image"  # served by a `kind: gemini` channel (generateContent)
 IMAGE_PROMPT = "A lighthouse on a rocky coast at dusk, watercolour."
 MIB = 1024 * 1024
 
@@ -29,6 +31,9 @@ class Scenario:
     goal: str = ""
     image_bytes: int = 0  # > 0: an images scenario, the upstream answers a PNG of this size as b64_json
     max_rss_growth: float | None = None  # gateway peak RSS growth / image bytes in flight must stay below
+    upstream: Literal["openai", "gemini"] = "openai"  # gemini: the image arrives as inlineData
+    targets: tuple[str, ...] | None = None  # the targets that run it (None: all)
+    versus: str | None = None  # compare with this scenario's baseline measurement (None: this one's)
 
     @property
     def path(self) -> str:
@@ -40,7 +45,8 @@ class Scenario:
 
     def body(self) -> str:
         if self.image_bytes:  # the gateway must re-host the upstream's base64 and answer a URL
-            image = {"model": IMAGE_MODEL, "prompt": IMAGE_PROMPT, "response_format": "url"}
+            model = GEMINI_MODEL if self.upstream == "gemini" else IMAGE_MODEL
+            image = {"model": model, "prompt": IMAGE_PROMPT, "response_format": "url"}
             return json.dumps(image, separators=(",", ":"))
         payload: dict[str, object] = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]}
         if self.stream:
@@ -98,6 +104,19 @@ IMAGE_SCENARIOS: tuple[Scenario, ...] = (
         min_ratio=0.8,
         max_rss_growth=3.0,
         goal=">= 0.8x baseline req/s, RSS growth < 3x bytes in flight, 0 errors",
+    ),
+    Scenario(
+        name="gemini20mb",
+        title="Gemini 4K: 20 MB PNG as inlineData, 4 conns",
+        connections=4,
+        duration_s=15,
+        image_bytes=20 * MIB,
+        min_ratio=0.5,
+        max_rss_growth=3.0,
+        upstream="gemini",
+        targets=("gateway",),  # the baseline proxy speaks the OpenAI shape only
+        versus="16mb",
+        goal=">= 0.5x the 16 MB baseline's req/s, RSS growth < 3x bytes in flight, 0 errors",
     ),
 )
 

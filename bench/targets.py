@@ -74,6 +74,12 @@ class _ProxyTarget:
     def extra_args(self, ctx: StartContext) -> list[str]:
         return []
 
+    def _pricing(self) -> str:
+        if not self.billing:
+            return ""
+        models = (*self.models, *self.gemini_models)
+        return PRICING.format(models="".join(PRICE.format(model=json.dumps(m)) for m in models))
+
     def start(self, ctx: StartContext) -> Running:
         port = free_port()
         argv = [
@@ -127,7 +133,12 @@ channels:
     base_url: {upstream_base}
     api_keys: [{upstream_key}]
     models: [{models}]
-{channel_options}{pricing}"""
+{channel_options}  - name: gemini
+    kind: gemini
+    base_url: {upstream_root}
+    api_keys: [{upstream_key}]
+    models: [{gemini_models}]
+{pricing}"""
 
 # `--billing`: every model priced and the token given a quota, so each request reserves and settles.
 BILLING_QUOTA_USD = "1000000000"
@@ -157,13 +168,18 @@ class GatewayTarget:
     Auth, routing and usage records stay on: this is the default configuration."""
 
     def __init__(
-        self, models: tuple[str, ...] = ("bench-model",), channel_options: str = "", billing: bool = False
+        self,
+        models: tuple[str, ...] = ("bench-model",),
+        channel_options: str = "",
+        gemini_models: tuple[str, ...] = ("gemini-bench",),
+        billing: bool = False,
     ) -> None:
         self.name = "gateway"
         self.label = "gateway (python -m gateway serve)" + (", priced, token with a quota" if billing else "")
         self.models = models
         self.channel_options = channel_options  # extra YAML lines of the channel, already indented
         self.billing = billing
+        self.gemini_models = gemini_models  # served by a second, `kind: gemini`, channel to the same upstream
 
     def _run_cli(self, ctx: StartContext, args: list[str], log: Path) -> str:
         proc = ctx.children.spawn(
@@ -184,6 +200,12 @@ class GatewayTarget:
             )
         return text
 
+    def _pricing(self) -> str:
+        if not self.billing:
+            return ""
+        models = (*self.models, *self.gemini_models)
+        return PRICING.format(models="".join(PRICE.format(model=json.dumps(m)) for m in models))
+
     def start(self, ctx: StartContext) -> Running:
         port = free_port()
         config = ctx.workdir / "gateway.yaml"
@@ -197,9 +219,9 @@ class GatewayTarget:
                 upstream_key=json.dumps(UPSTREAM_KEY),
                 models=", ".join(json.dumps(m) for m in self.models),
                 channel_options=self.channel_options,
-                pricing=PRICING.format(models="".join(PRICE.format(model=json.dumps(m)) for m in self.models))
-                if self.billing
-                else "",
+                upstream_root=json.dumps(ctx.upstream_base.removesuffix("/v1")),
+                gemini_models=", ".join(json.dumps(m) for m in self.gemini_models),
+                pricing=self._pricing(),
             )
         )
         log = ctx.log_dir / f"{self.name}.log"

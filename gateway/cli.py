@@ -191,11 +191,19 @@ Try it:
     -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
     -d '{{"model": "mock-chat", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
 
+An image in a chat answer (stored under ./data/images; the answer shows its URL):
+  curl {base}/v1/chat/completions \\
+    -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
+    -d '{{"model": "mock-image", "messages": [{{"role": "user", "content": "A lighthouse at dusk"}}]}}'
+
 Or with the OpenAI SDK (pip install openai):
   from openai import OpenAI
   client = OpenAI(base_url="{base}/v1", api_key="{key}")
   print(client.chat.completions.create(model="mock-chat",
         messages=[{{"role": "user", "content": "Hello!"}}]).choices[0].message.content)
+  drawn = client.chat.completions.create(model="mock-image",
+        messages=[{{"role": "user", "content": "A lighthouse at dusk"}}]).choices[0].message
+  print(drawn.model_extra["images"][0]["image_url"]["url"])
 """
 
 

@@ -30,6 +30,7 @@ from gateway.cluster.link import RedisLink
 from gateway.db.session import create_engine, create_sessionmaker
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.images import fetch
+from gateway.images.resolver import InputResolver
 from gateway.providers.registry import ProviderRegistry
 from gateway.routing.catalog import Catalog
 from gateway.routing.health import Health
@@ -70,6 +71,7 @@ class Runtime:
     usage: UsageWriter
     store: ObjectStore | None
     fetcher: fetch.ImageFetcher
+    resolver: InputResolver  # input images: data: URLs, this gateway's storage, or fetched (§3.4, §5.3)
     prices: PriceBook
     quota: QuotaLedger
     rng: random.Random = field(default_factory=random.Random)
@@ -82,7 +84,10 @@ class Runtime:
         engine = create_engine(settings.database)
         sessionmaker = create_sessionmaker(engine)
         http = upstream_session()
-        providers = ProviderRegistry(http, settings.limits.max_upstream_response_bytes)
+        store = build_store(settings.storage, settings.public_base_url())
+        fetcher = fetch.from_settings(settings.limits, settings.security)
+        resolver = InputResolver(store, fetcher)
+        providers = ProviderRegistry(http, settings.limits.max_upstream_response_bytes, resolver)
         link = RedisLink(settings.redis) if settings.redis.url else None
         usage = UsageWriter(sessionmaker, settings.usage)
         usage.start()
@@ -97,8 +102,9 @@ class Runtime:
             auth=TokenAuthenticator(sessionmaker, settings.auth.token_cache_seconds),
             limiter=Limiter(SharedLimits.over(link) if link is not None else None),
             usage=usage,
-            store=build_store(settings.storage, settings.public_base_url()),
-            fetcher=fetch.from_settings(settings.limits, settings.security),
+            store=store,
+            fetcher=fetcher,
+            resolver=resolver,
             link=link,
             prices=PriceBook(settings.pricing, settings.groups),
             quota=QuotaLedger(sessionmaker),

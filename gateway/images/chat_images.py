@@ -1,17 +1,22 @@
-"""Images inside an OpenAI-compatible chat answer (§3.2): `data:` URLs in markdown or in `images[]` are
-re-hosted and replaced by storage URLs; http(s) URLs are re-hosted only when the channel asks for it.
+"""Images inside a chat answer (§3.2): `data:` URLs in markdown or in `images[]` are re-hosted and replaced
+by storage URLs; http(s) URLs are re-hosted only when the channel asks for it.
 
-Without storage, or when an upload fails, the original URL stays: a chat client can always use it.
+An answer that carries one image twice (in the markdown of `content` and in `images[]`, as
+OpenRouter-shaped answers do, or again in a later stream delta) has one image: it is stored once and
+counted once. Without storage, or when an upload fails, the original URL stays: a chat client can always
+use it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from gateway.errors import GatewayError
+from gateway.images.chat_shape import ShownImage
 from gateway.images.fetch import ImageFetcher
 from gateway.images.rehost import store_image
 from gateway.images.sniff import parse_data_url
@@ -23,58 +28,90 @@ log = logging.getLogger("gateway.images")
 _ANCHOR = re.compile(r"\]\(\s*(data:image/|https?://)")
 _SPACES = re.compile(r"\s*")
 _URL_STOP = re.compile(r"[)\s]")
+_SHORT_URL = 2048  # longer URLs (data: URLs) are remembered by a digest, not by their text
 
-Rehost = Callable[[str], Awaitable[str]]
+
+def _identity(url: str) -> str | bytes:
+    return url if len(url) <= _SHORT_URL else hashlib.sha256(url.encode()).digest()
 
 
 class ChatImages:
-    """Re-hosts the images of one answer; counts them for the usage record."""
+    """Re-hosts the images of one answer (every delta of a stream); counts them for the usage record.
+
+    `keep_data`: remember each image's bytes (downloading an upstream URL that is passed through), for
+    the `message.image` list of `chat_image_field: list_data`.
+    """
 
     def __init__(
-        self, store: ObjectStore | None, fetcher: ImageFetcher, upload_attempts: int, rehost_urls: bool
+        self,
+        store: ObjectStore | None,
+        fetcher: ImageFetcher,
+        upload_attempts: int,
+        rehost_urls: bool,
+        keep_data: bool = False,
     ) -> None:
         self._store, self._fetcher = store, fetcher
-        self._attempts, self._rehost_urls = upload_attempts, rehost_urls
-        self.count = 0
+        self._attempts, self._rehost_urls, self._keep_data = upload_attempts, rehost_urls, keep_data
+        self._seen: dict[str | bytes, ShownImage] = {}
+        self.shown: list[ShownImage] = []  # every image of the answer, in the order it first appeared
+
+    @property
+    def count(self) -> int:
+        return len(self.shown)
 
     @staticmethod
     def may_hold_images(message: dict[str, Any]) -> bool:
         content = message.get("content")
         return bool(message.get("images")) or (isinstance(content, str) and "![" in content)
 
-    async def message(self, message: dict[str, Any]) -> None:
-        """Rewrite a `message` (or a stream `delta`) in place."""
+    async def message(self, message: dict[str, Any]) -> list[ShownImage]:
+        """Rewrite a `message` (or a stream `delta`) in place; returns the images it showed first."""
+        first: list[ShownImage] = []
+        content = message.get("content")
+        if isinstance(content, str) and "![" in content:
+            message["content"] = await self._content(content, first)
         images = message.get("images")
         if isinstance(images, list):
             for image in images:
                 inner = image.get("image_url") if isinstance(image, dict) else None
                 if isinstance(inner, dict) and isinstance(inner.get("url"), str):
-                    inner["url"] = await self._rehost(inner["url"])
-        content = message.get("content")
-        if isinstance(content, str) and "![" in content:
-            message["content"] = await self._content(content)
+                    inner["url"] = (await self._show(inner["url"], first)).url
+        return first
 
-    async def _content(self, content: str) -> str:
+    async def _content(self, content: str, first: list[ShownImage]) -> str:
         parts: list[str] = []
         last = 0
         for start, end, alt, url in markdown_images(content):
             parts.append(content[last:start])
-            parts.append(f"![{alt}]({await self._rehost(url)})")
+            parts.append(f"![{alt}]({(await self._show(url, first)).url})")
             last = end
         parts.append(content[last:])
         return "".join(parts)
 
-    async def _rehost(self, url: str) -> str:
-        self.count += 1
+    async def _show(self, url: str, first: list[ShownImage]) -> ShownImage:
+        identity = _identity(url)
+        shown = self._seen.get(identity)
+        if shown is None:
+            shown = self._seen[identity] = await self._rehost(url)
+            self.shown.append(shown)
+            first.append(shown)
+        return shown
+
+    async def _rehost(self, url: str) -> ShownImage:
         is_data = url[:5].lower() == "data:"
-        if self._store is None or not (is_data or self._rehost_urls):
-            return url
+        store = self._store
+        rehost = store is not None and (is_data or self._rehost_urls)
+        if not rehost and (is_data or not self._keep_data):
+            return ShownImage(url)  # a data: URL shown as is still holds its bytes
         try:
             data = parse_data_url(url, "image") if is_data else (await self._fetcher.fetch(url, "image")).data
-            return (await store_image(self._store, data, self._attempts)).url
+            if store is None or not rehost:
+                return ShownImage(url, data)
+            stored = await store_image(store, data, self._attempts)
         except GatewayError as exc:
             log.error("could not re-host a chat image, passing it through: %s", exc.message)
-            return url
+            return ShownImage(url)
+        return ShownImage(stored.url, data if self._keep_data else None)
 
 
 def markdown_images(text: str) -> Iterator[tuple[int, int, str, str]]:

@@ -1,19 +1,29 @@
-"""Chat completions: route, fail over, relay (non-stream or SSE), and keep the usage record."""
+"""Chat completions: route, fail over, relay (non-stream or SSE), and keep the usage record.
+
+OpenAI-compatible and mock channels answer in OpenAI's shape, relayed with their images re-hosted;
+Gemini channels go through their typed calls (pipeline/chat_gemini.py). Images are shown the §3.2 way
+(markdown, `images[]`, `image` per `chat_image_field`) by `images.chat_shape`, whatever the upstream.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
 
-from gateway.domain import Caller, JSONObject, Target, Usage
+from gateway.domain import Caller, ImageResolver, JSONObject, Target, Usage
 from gateway.errors import GatewayError, UpstreamStreamInterrupted
 from gateway.images.chat_images import ChatImages
+from gateway.images.chat_shape import ImageField, image_field, show
+from gateway.pipeline import chat_gemini
 from gateway.pipeline.attempts import with_failover
 from gateway.pipeline.common import Ledger, open_ledger
 from gateway.providers.base import ChatStream
+from gateway.providers.gemini.response import Answer
+from gateway.providers.gemini.stream import GeminiStream
 from gateway.runtime import Runtime
 
 DONE = b"data: [DONE]\n\n"
@@ -37,19 +47,41 @@ def _upstream_body(req: ChatRequest, target: Target) -> JSONObject:
     return body
 
 
-def _settle(rt: Runtime, ledger: Ledger, req: ChatRequest, target: Target) -> ChatImages:
+def _settle(
+    rt: Runtime, ledger: Ledger, req: ChatRequest, target: Target, field: ImageField = "none"
+) -> ChatImages:
     ledger.record.channel = target.channel.name
     ledger.record.upstream_model = target.channel.upstream_model(req.model)
-    return ChatImages(rt.store, rt.fetcher, rt.settings.storage.upload_attempts, target.channel.rehost_urls)
+    return ChatImages(
+        rt.store,
+        rt.fetcher,
+        rt.settings.storage.upload_attempts,
+        target.channel.rehost_urls,
+        keep_data=field == "list_data",
+    )
 
 
-async def _rehost_choices(images: ChatImages, answer: JSONObject, key: str) -> None:
-    """Re-host the images of every choice's `message` (or stream `delta`)."""
+async def _rehost_choices(
+    images: ChatImages, answer: JSONObject, key: str, field: ImageField = "none", lead: str = ""
+) -> None:
+    """Re-host and show (§3.2) the images of every choice's `message` (or stream `delta`)."""
     choices = answer.get("choices")
     for choice in choices if isinstance(choices, list) else ():
         message = choice.get(key) if isinstance(choice, dict) else None
         if isinstance(message, dict) and ChatImages.may_hold_images(message):
-            await images.message(message)
+            show(message, await images.message(message), field, lead=lead)
+
+
+def _field(rt: Runtime, caller: Caller) -> ImageField:
+    return image_field(caller.chat_image_field, rt.settings.chat.image_field)
+
+
+async def _answer(
+    rt: Runtime, req: ChatRequest, target: Target, resolve: ImageResolver
+) -> JSONObject | Answer:
+    if target.channel.kind == "gemini":
+        return await chat_gemini.answer(rt, req.body, req.model, target, resolve)
+    return await rt.providers.for_channel(target.channel).chat(target, _upstream_body(req, target))
 
 
 async def complete(
@@ -59,26 +91,29 @@ async def complete(
         rt, caller, request_id=request_id, endpoint=endpoint, model=req.model, group=req.group,
         operation="chat", stream=False, body=req.body,
     )  # fmt: skip
+    field = _field(rt, caller)
+    resolve = rt.resolver.for_request()
     try:
         await ledger.reserve()
         result, target = await with_failover(
-            rt,
-            ledger.channels,
-            ledger.record.attempts,
-            lambda t: rt.providers.for_channel(t.channel).chat(t, _upstream_body(req, t)),
+            rt, ledger.channels, ledger.record.attempts, lambda t: _answer(rt, req, t, resolve)
         )
-        images = _settle(rt, ledger, req, target)
-        await _rehost_choices(images, result, "message")
-        ledger.record.image_count = images.count
-        usage = Usage.from_openai(result.get("usage"))
-        if usage is not None:
-            ledger.record.usage = usage
-        result["model"] = req.model
+        images = _settle(rt, ledger, req, target, field)
+        if isinstance(result, Answer):
+            body = await chat_gemini.completion(rt, ledger, req.model, result, field)
+        else:
+            body = result
+            await _rehost_choices(images, body, "message", field)
+            ledger.record.image_count = images.count
+            usage = Usage.from_openai(body.get("usage"))
+            if usage is not None:
+                ledger.record.usage = usage
+            body["model"] = req.model
     except BaseException as exc:
         ledger.close(exc)
         raise
     await ledger.done()
-    return result
+    return body
 
 
 async def stream(
@@ -95,14 +130,21 @@ async def stream(
         rt, caller, request_id=request_id, endpoint=endpoint, model=req.model, group=req.group,
         operation="chat", stream=True, body=req.body,
     )  # fmt: skip
+    resolve = rt.resolver.for_request()
 
-    async def open_one(target: Target) -> ChatStream:
+    async def open_one(target: Target) -> ChatStream | GeminiStream:
+        if target.channel.kind == "gemini":
+            return await chat_gemini.open_stream(rt, req.body, req.model, target, resolve)
         return await rt.providers.for_channel(target.channel).open_chat_stream(
             target, _upstream_body(req, target)
         )
 
     return _relay(
-        rt, ledger, req, lambda: with_failover(rt, ledger.channels, ledger.record.attempts, open_one)
+        rt,
+        ledger,
+        req,
+        lambda: with_failover(rt, ledger.channels, ledger.record.attempts, open_one),
+        _field(rt, caller),
     )
 
 
@@ -110,43 +152,22 @@ async def _relay(
     rt: Runtime,
     ledger: Ledger,
     req: ChatRequest,
-    open_upstream: Callable[[], Awaitable[tuple[ChatStream, Target]]],
+    open_upstream: Callable[[], Awaitable[tuple[ChatStream | GeminiStream, Target]]],
+    field: ImageField = "none",
 ) -> AsyncGenerator[bytes, None]:
-    """Relay the events one upstream read at a time (one write to the client per read).
-
-    The stream is complete once the upstream sent `[DONE]` or a `finish_reason`; one that stops before
-    both ends with an `upstream_stream_interrupted` error event and no `[DONE]`, so the client cannot
-    take a cut answer for a whole one.
-    """
-    upstream: ChatStream | None = None
+    """Relay the events one upstream read at a time (one write to the client per read), then `[DONE]`."""
+    upstream: ChatStream | GeminiStream | None = None
     try:
         await ledger.reserve()
         upstream, target = await open_upstream()
-        images = _settle(rt, ledger, req, target)
-        model_bytes: dict[str, bytes] = {}
-        finished = done = False
-        async for batch in upstream.batches():
-            outs = []
-            for _, data in batch:
-                if data == b"[DONE]":
-                    done = True
-                    break
-                if not finished:
-                    finished = _has_finish_reason(data)
-                if b"![" in data or b'"images"' in data:
-                    data = await _rehost_chunk(data, ledger, images)
-                out = _rewrite_chunk(data, ledger, req, model_bytes)
-                if out is not None:
-                    outs.append(out)
-            if outs:
-                ledger.ttfb()
-                yield outs[0] if len(outs) == 1 else b"".join(outs)
-            if done:
-                break
-        if not (done or finished):
-            raise UpstreamStreamInterrupted(
-                f"channel {target.channel.name}: the upstream's stream stopped before its end"
-            )
+        images = _settle(rt, ledger, req, target, field)
+        if isinstance(upstream, GeminiStream):
+            events = chat_gemini.relay(rt, ledger, req.model, upstream, field, req.include_usage)
+        else:
+            events = _relay_openai(ledger, req, upstream, target, images, field)
+        async with contextlib.aclosing(events):
+            async for out in events:
+                yield out
         yield DONE
         await ledger.done()
     except GatewayError as exc:
@@ -158,12 +179,49 @@ async def _relay(
         ledger.close(asyncio.CancelledError())
 
 
+async def _relay_openai(
+    ledger: Ledger,
+    req: ChatRequest,
+    upstream: ChatStream,
+    target: Target,
+    images: ChatImages,
+    field: ImageField,
+) -> AsyncGenerator[bytes, None]:
+    """An OpenAI-shaped stream. It is complete once the upstream sent `[DONE]` or a `finish_reason`; one
+    that stops before both ends with an `upstream_stream_interrupted` error event and no `[DONE]`, so the
+    client cannot take a cut answer for a whole one."""
+    model_bytes: dict[str, bytes] = {}
+    finished = done = False
+    async for batch in upstream.batches():
+        outs = []
+        for _, data in batch:
+            if data == b"[DONE]":
+                done = True
+                break
+            if not finished:
+                finished = _has_finish_reason(data)
+            if b"![" in data or b'"images"' in data:
+                data = await _rehost_chunk(data, ledger, images, field)
+            out = _rewrite_chunk(data, ledger, req, model_bytes)
+            if out is not None:
+                outs.append(out)
+        if outs:
+            ledger.ttfb()
+            yield outs[0] if len(outs) == 1 else b"".join(outs)
+        if done:
+            break
+    if not (done or finished):
+        raise UpstreamStreamInterrupted(
+            f"channel {target.channel.name}: the upstream's stream stopped before its end"
+        )
+
+
 def _has_finish_reason(data: bytes) -> bool:
     """A bytes search, not a parse: `"finish_reason":null` does not count, `"finish_reason":"stop"` does."""
     return b'"finish_reason":"' in data or b'"finish_reason": "' in data
 
 
-async def _rehost_chunk(data: bytes, ledger: Ledger, images: ChatImages) -> bytes:
+async def _rehost_chunk(data: bytes, ledger: Ledger, images: ChatImages, field: ImageField = "none") -> bytes:
     """A chunk that carries images: re-host them (rare, so a second parse costs nothing overall)."""
     try:
         chunk = orjson.loads(data)
@@ -171,7 +229,7 @@ async def _rehost_chunk(data: bytes, ledger: Ledger, images: ChatImages) -> byte
         return data
     if not isinstance(chunk, dict):
         return data
-    await _rehost_choices(images, chunk, "delta")
+    await _rehost_choices(images, chunk, "delta", field, lead="\n\n")
     ledger.record.image_count = images.count
     return orjson.dumps(chunk)
 

@@ -79,6 +79,9 @@ class Ledger:
     bill: Bill | None = None  # None: nothing to charge
     started: float = field(default_factory=time.perf_counter)
     closed: bool = False
+    # The upstream refused the content (a chat answer ending in content_filter, no image): the answer
+    # is delivered, nothing is charged.
+    refused: bool = False
 
     def ttfb(self) -> None:
         if self.record.ttfb_ms is None:
@@ -129,7 +132,7 @@ class Ledger:
             record.http_status, record.error_code = 499, "client_closed_request"
         if self.holds_slot:
             self.rt.limiter.release(self.caller)
-        settling = self._settle(self._charge() if error is None else FREE)
+        settling = self._settle(self._charge() if error is None and not self.refused else FREE)
         if settling is None:
             holds.report_reserved(0)
             self.rt.usage.submit(record)

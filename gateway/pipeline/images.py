@@ -1,4 +1,9 @@
-"""Images API (generations, edits): route, fail over, the §4.3 url rule, delivery, usage record."""
+"""Images API (generations, edits): route, fail over, the §4.3 url rule, delivery, usage record.
+
+Gemini channels go through the provider's typed call with the client's model name (`model_defaults`
+and the channel's model lists are keyed by it, §4.2, §6.1); their images arrive decoded when they will
+be stored. Input images are resolved once per request (pipeline → `images.resolver`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from gateway.domain import Caller, ImageCall, ImagePart, JSONObject, Operation, Target, Usage
+from gateway.domain import Caller, ImageCall, ImagePart, ImageResolver, JSONObject, Operation, Target, Usage
 from gateway.errors import (
     GatewayError,
     ImageURLNotAvailable,
@@ -17,11 +22,15 @@ from gateway.errors import (
     UpstreamError,
     UpstreamStreamInterrupted,
 )
-from gateway.images.inputs import load_image
 from gateway.images.output import Delivery, Format, deliver
+from gateway.images.sniff import require_image
 from gateway.pipeline.attempts import with_failover
 from gateway.pipeline.common import Ledger, open_ledger
 from gateway.providers.base import EventStream
+from gateway.providers.gemini.relay import CompletedEvents
+from gateway.providers.gemini.request import images_request
+from gateway.providers.gemini.response import no_image_error
+from gateway.providers.gemini.shape import images_answer
 from gateway.runtime import Runtime
 from gateway.settings import ChannelSettings
 
@@ -83,8 +92,8 @@ def _usable(rt: Runtime, req: ImageRequest, channels: list[ChannelSettings]) -> 
 class _Inputs:
     """JSON edits sent to a multipart channel: the client's image URLs, fetched once for all attempts."""
 
-    def __init__(self, rt: Runtime, req: ImageRequest) -> None:
-        self._rt, self._req = rt, req
+    def __init__(self, req: ImageRequest, resolve: ImageResolver) -> None:
+        self._req, self.resolve = req, resolve
         self._files: tuple[ImagePart, ...] | None = None
         self._lock = asyncio.Lock()
 
@@ -103,14 +112,17 @@ class _Inputs:
                     "This model takes input images as image_url (https or data: URL), not file_id.",
                     param=f"images[{n}].image_url",
                 )
-            image = await load_image(self._rt.fetcher, str(url), f"images[{n}].image_url")
             field = "image" if len(refs) == 1 else "image[]"
-            parts.append(ImagePart(field, f"image_{n}.{image.info.ext}", image.data, image.info.mime))
+            parts.append(await self._part(field, f"image_{n}", str(url), f"images[{n}].image_url"))
         mask = self._req.body.get("mask")
         if isinstance(mask, dict) and mask.get("image_url"):
-            image = await load_image(self._rt.fetcher, str(mask["image_url"]), "mask.image_url")
-            parts.append(ImagePart("mask", f"mask.{image.info.ext}", image.data, image.info.mime))
+            parts.append(await self._part("mask", "mask", str(mask["image_url"]), "mask.image_url"))
         return tuple(parts)
+
+    async def _part(self, field: str, stem: str, url: str, what: str) -> ImagePart:
+        image = await self.resolve(url, what)
+        info = require_image(image.data, what)
+        return ImagePart(field, f"{stem}.{info.ext}", image.data, info.mime)
 
 
 async def _build_call(
@@ -136,8 +148,22 @@ def _rejects_response_format(err: UpstreamError) -> bool:
     return err.upstream_status == 400 and (err.param == "response_format" or "response_format" in err.message)
 
 
+async def _gemini(
+    rt: Runtime, req: ImageRequest, target: Target, call: ImageCall, resolve: ImageResolver
+) -> JSONObject:
+    """One attempt on a Gemini channel: `n` concurrent calls; no image at all is a 400 (§4.2)."""
+    request = await images_request(call, channel=target.channel, model=req.model, resolve=resolve)
+    answers = await rt.providers.gemini.generate(target, request)
+    if not any(a.images for a in answers):
+        raise no_image_error(answers)
+    return images_answer(answers, decoded=call.decode_images)
+
+
 async def _call_upstream(rt: Runtime, req: ImageRequest, target: Target, inputs: _Inputs) -> JSONObject:
     """One failover attempt; §4.3 step 2 (retry once here without response_format) is part of it."""
+    if target.channel.kind == "gemini":
+        call = await _build_call(rt, req, target, inputs, send_format=False)
+        return await _gemini(rt, req, target, call, inputs.resolve)
     provider = rt.providers.for_channel(target.channel)
     send_format = target.channel.response_format != "unsupported"
     try:
@@ -177,7 +203,7 @@ async def generate(
     try:
         channels = _usable(rt, req, list(ledger.channels))
         await ledger.reserve()
-        inputs = _Inputs(rt, req)
+        inputs = _Inputs(req, rt.resolver.for_request())
         answer, target = await with_failover(
             rt, channels, ledger.record.attempts, lambda t: _call_upstream(rt, req, t, inputs)
         )
@@ -207,12 +233,14 @@ async def stream(
         rt, caller, request_id=request_id, endpoint=endpoint, model=req.model, group=req.group,
         operation=req.operation, stream=True, body=req.body,
     )  # fmt: skip
-    inputs = _Inputs(rt, req)
+    inputs = _Inputs(req, rt.resolver.for_request())
 
     async def open_one(target: Target) -> EventStream:
         call = await _build_call(
             rt, req, target, inputs, send_format=target.channel.response_format != "unsupported"
         )
+        if target.channel.kind == "gemini":  # no partial images: one completed event per image
+            return CompletedEvents(await _gemini(rt, req, target, call, inputs.resolve), req.operation)
         return await rt.providers.for_channel(target.channel).open_images_stream(target, call)
 
     try:

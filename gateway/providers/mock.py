@@ -1,6 +1,9 @@
 """The built-in `mock` upstream: deterministic text and PNG images, configurable latency and failures.
 
-It serves the quick start, the demo and the tests, and never calls out.
+It serves the quick start, the demo and the tests, and never calls out. Chat to an image model (`mock-image`,
+any name containing `image`) answers like an image-capable chat upstream: a short text and a real PNG as a
+`data:` URL, both in the markdown of `content` and in `images[]` (OpenRouter's shape), which the pipeline
+re-hosts and shows the §3.2 way like any upstream's image.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import orjson
 from gateway.domain import ImageCall, JSONObject, Operation, Target
 from gateway.errors import InvalidRequest, UpstreamError
 from gateway.settings import MockSettings
+
+IMAGE_TOKENS = 1290  # what one 1K image costs on Gemini image models (UPSTREAM.md §5)
 
 
 def render_png(seed: str, size: int) -> bytes:
@@ -73,35 +78,55 @@ class MockProvider:
                 f"channel {target.channel.name}: mock failure", upstream_status=500, retryable=True
             )
 
-    def _reply(self, body: JSONObject) -> tuple[str, JSONObject]:
+    def _reply(self, body: JSONObject, image: str | None = None) -> tuple[str, JSONObject]:
         prompt = _last_user_text(body)
-        text = f"Mock reply to: {prompt[:200]}" if prompt else "Mock reply."
+        if image is not None:
+            text = f"Mock image for: {prompt[:200]}" if prompt else "Mock image."
+        else:
+            text = f"Mock reply to: {prompt[:200]}" if prompt else "Mock reply."
         prompt_tokens = max(1, len(prompt.split()))
-        completion_tokens = len(text.split())
-        usage = {
+        completion_tokens = len(text.split()) + (IMAGE_TOKENS if image else 0)
+        usage: JSONObject = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         }
+        if image is not None:
+            usage["completion_tokens_details"] = {
+                "text_tokens": completion_tokens - IMAGE_TOKENS,
+                "image_tokens": IMAGE_TOKENS,
+            }
         return text, usage
+
+    @staticmethod
+    def _image(target: Target, body: JSONObject) -> str | None:
+        """The `data:` URL of the image an image model draws for the last user text, else None."""
+        if "image" not in str(body.get("model", "")).lower():
+            return None
+        png = render_png(_last_user_text(body), target.channel.mock.image_size)
+        return "data:image/png;base64," + base64.b64encode(png).decode()
 
     async def chat(self, target: Target, body: JSONObject) -> JSONObject:
         await self._behave(target.channel.mock, target)
-        text, usage = self._reply(body)
+        image = self._image(target, body)
+        text, usage = self._reply(body, image)
+        message: JSONObject = {"role": "assistant", "content": text}
+        if image is not None:
+            message["content"] = f"{text}\n\n![image]({image})"
+            message["images"] = [{"type": "image_url", "image_url": {"url": image}}]
         return {
             "id": f"chatcmpl-mock{random.getrandbits(64):016x}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model"),
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-            ],
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
             "usage": usage,
         }
 
     async def open_chat_stream(self, target: Target, body: JSONObject) -> MockStream:
         await self._behave(target.channel.mock, target)
-        return MockStream(body, *self._reply(body), target.channel.mock)
+        image = self._image(target, body)
+        return MockStream(body, *self._reply(body, image), target.channel.mock, image)
 
     async def images(self, target: Target, call: ImageCall) -> JSONObject:
         """Answers like gpt-image models: base64 PNGs, one per `n`, and token usage."""
@@ -139,8 +164,11 @@ class MockProvider:
 
 
 class MockStream:
-    def __init__(self, body: JSONObject, text: str, usage: JSONObject, settings: MockSettings) -> None:
+    def __init__(
+        self, body: JSONObject, text: str, usage: JSONObject, settings: MockSettings, image: str | None = None
+    ) -> None:
         self._body, self._text, self._usage, self._settings = body, text, usage, settings
+        self._image = image
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         base = {
@@ -159,6 +187,12 @@ class MockStream:
                 delta["role"] = "assistant"
             yield orjson.dumps({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
             await asyncio.sleep(0)
+        if self._image is not None:  # the image after the text, in one chunk (§3.3)
+            delta = {
+                "content": f"\n\n![image]({self._image})",
+                "images": [{"type": "image_url", "image_url": {"url": self._image}}],
+            }
+            yield orjson.dumps({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
         yield orjson.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         options = self._body.get("stream_options")
         if isinstance(options, dict) and options.get("include_usage"):

@@ -6,7 +6,7 @@ import aiohttp
 
 from gateway.domain import ImageResolver, Operation
 from gateway.providers.base import Provider
-from gateway.providers.gemini.adapter import GeminiProvider, refuse_images
+from gateway.providers.gemini.adapter import GeminiProvider
 from gateway.providers.mock import MockProvider
 from gateway.providers.openai.chat import OpenAIProvider
 from gateway.settings import ChannelSettings
@@ -14,13 +14,14 @@ from gateway.settings import ChannelSettings
 
 class ProviderRegistry:
     """`resolve` turns client image references into bytes for providers that send images inline
-    (Gemini); the pipeline supplies it, since it owns the fetcher and the storage."""
+    (Gemini) through the Provider protocol; the runtime supplies it (it owns the fetcher and the
+    storage). The pipeline's typed Gemini calls take a per-request resolver instead."""
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
         max_response_bytes: int,
-        resolve: ImageResolver = refuse_images,
+        resolve: ImageResolver,
     ) -> None:
         self.gemini = GeminiProvider(session, max_response_bytes, resolve)
         self._by_kind: dict[str, Provider] = {

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
+from urllib.parse import unquote
+
+# Segments of letters, digits, `.`, `_` and `-` that never start with a dot: no `..`, no hidden or
+# temporary files, no absolute paths, no empty segments.
+_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
+_MAX_KEY_LENGTH = 1024
+
+
+def valid_key(key: str) -> bool:
+    return len(key) <= _MAX_KEY_LENGTH and _KEY.fullmatch(key) is not None
 
 
 @dataclass(frozen=True)
@@ -14,6 +25,15 @@ class StoredObject:
     url: str
     size: int
     mime: str
+
+
+class ObjectTooLarge(Exception):
+    """`read` found an object over the size the caller allows: nothing of it was kept."""
+
+    def __init__(self, key: str, size: int, limit: int) -> None:
+        super().__init__(f"object {key} holds {size} bytes, over the limit of {limit}")
+        self.size = size
+        self.limit = limit
 
 
 class ObjectStore(Protocol):
@@ -25,6 +45,15 @@ class ObjectStore(Protocol):
     async def put(self, key: str, data: bytes, content_type: str) -> None: ...
 
     async def url(self, key: str) -> str: ...
+
+    async def read(self, key: str, max_bytes: int) -> bytes | None:
+        """The object's bytes; None when there is no such object. Raises `ObjectTooLarge` past
+        `max_bytes` (without reading the rest), `StorageUnavailable` when the store fails."""
+        ...
+
+    async def key_of(self, url: str) -> str | None:
+        """The key of this store's object that `url` (as `url()` gave it) points at, else None."""
+        ...
 
     async def check(self) -> None:
         """Readiness: return when the store can take writes, raise when it cannot."""
@@ -39,3 +68,14 @@ def make_key(prefix: str, ext: str, now: datetime | None = None) -> str:
     if when.tzinfo is not None:
         when = when.astimezone(UTC)
     return f"{prefix}{when:%Y/%m/%d}/{secrets.token_hex(16)}.{ext}"
+
+
+def key_under(url: str, base: str, key_prefix: str) -> str | None:
+    """The key `url` names when it is `base` + `/` + a quoted key of this store (query and fragment
+    ignored: presigned URLs carry their signature there), else None."""
+    path = url.split("#", 1)[0].split("?", 1)[0]
+    start = base.rstrip("/") + "/"
+    if not path.startswith(start):
+        return None
+    key = unquote(path[len(start) :])
+    return key if key.startswith(key_prefix) and valid_key(key) else None

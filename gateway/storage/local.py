@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import tempfile
 from pathlib import Path
 
@@ -16,15 +15,9 @@ import anyio.to_thread
 
 from gateway.errors import StorageUnavailable
 from gateway.settings import LocalStorageSettings
+from gateway.storage.base import ObjectTooLarge, key_under, valid_key
 
-# Segments of letters, digits, `.`, `_` and `-` that never start with a dot: no `..`, no hidden or
-# temporary files, no absolute paths, no empty segments.
-_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
-_MAX_KEY_LENGTH = 1024
-
-
-def valid_key(key: str) -> bool:
-    return len(key) <= _MAX_KEY_LENGTH and _KEY.fullmatch(key) is not None
+__all__ = ["LocalStore", "valid_key"]
 
 
 class LocalStore:
@@ -56,6 +49,21 @@ class LocalStore:
         self._path(key)
         return f"{self._public_base_url}/files/{key}"
 
+    async def read(self, key: str, max_bytes: int) -> bytes | None:
+        if not valid_key(key):
+            return None
+        try:
+            return await anyio.to_thread.run_sync(_read_bounded, self.root / key, key, max_bytes)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise StorageUnavailable(
+                f"local storage could not read the image ({exc.strerror or type(exc).__name__})"
+            ) from exc
+
+    async def key_of(self, url: str) -> str | None:
+        return key_under(url, f"{self._public_base_url}/files", self.key_prefix)
+
     async def check(self) -> None:
         await anyio.to_thread.run_sync(self._check_writable)
 
@@ -76,6 +84,17 @@ class LocalStore:
             return None
         path = self.root / key
         return path if path.is_file() else None
+
+
+def _read_bounded(path: Path, key: str, max_bytes: int) -> bytes:
+    with path.open("rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > max_bytes:
+            raise ObjectTooLarge(key, size, max_bytes)
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:  # grew since the stat
+        raise ObjectTooLarge(key, len(data), max_bytes)
+    return data
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

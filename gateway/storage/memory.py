@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.errors import StorageUnavailable
+from gateway.storage.base import ObjectTooLarge, key_under
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class MemoryStore:
         self.base_url = base_url.rstrip("/")
         self.objects: dict[str, MemoryObject] = {}
         self.put_attempts = 0
+        self.reads: list[str] = []
         self.failing_puts = 0
         self.healthy = True
         self.closed = False
@@ -38,6 +40,18 @@ class MemoryStore:
 
     async def url(self, key: str) -> str:
         return f"{self.base_url}/{key}"
+
+    async def read(self, key: str, max_bytes: int) -> bytes | None:
+        self.reads.append(key)
+        found = self.objects.get(key)
+        if found is None:
+            return None
+        if len(found.data) > max_bytes:
+            raise ObjectTooLarge(key, len(found.data), max_bytes)
+        return found.data
+
+    async def key_of(self, url: str) -> str | None:
+        return key_under(url, self.base_url, self.key_prefix)
 
     async def check(self) -> None:
         if not self.healthy:

@@ -17,12 +17,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from gateway.errors import StorageUnavailable
 from gateway.settings import S3Settings
+from gateway.storage.base import ObjectTooLarge, key_under, valid_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+_PROBE_KEY = "probe"
 
 
 def make_client(settings: S3Settings) -> S3Client:
@@ -62,6 +65,7 @@ class S3Store:
         self._public_base_url = settings.public_base_url.rstrip("/") if settings.public_base_url else None
         self._presign_ttl = settings.presign_ttl_seconds
         self._client = client if client is not None else make_client(settings)
+        self._presigned_base: str | None = None
 
     async def _call(self, action: str, fn: Callable[[], T]) -> T:
         try:
@@ -85,6 +89,45 @@ class S3Store:
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self._presign_ttl
             ),
         )
+
+    async def read(self, key: str, max_bytes: int) -> bytes | None:
+        if not valid_key(key):
+            return None
+        return await self._call("read", lambda: self._read(key, max_bytes))
+
+    def _read(self, key: str, max_bytes: int) -> bytes | None:
+        try:
+            answer = self._client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _error_name(exc) in _MISSING:
+                return None  # not a failure of the store: the caller says what a missing object means
+            raise
+        body = answer["Body"]
+        try:
+            size = answer.get("ContentLength", 0)
+            if size > max_bytes:
+                raise ObjectTooLarge(key, size, max_bytes)
+            data = body.read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise ObjectTooLarge(key, len(data), max_bytes)
+            return data
+        finally:
+            body.close()
+
+    async def key_of(self, url: str) -> str | None:
+        if self._public_base_url is not None:
+            return key_under(url, self._public_base_url, self.key_prefix)
+        if self._presigned_base is None:
+            # Presigned URLs are the object's address plus a query: learn that address once, from a
+            # URL presigned for a known key (a local computation, whatever the addressing style).
+            probe = await self._call(
+                "presign",
+                lambda: self._client.generate_presigned_url(
+                    "get_object", Params={"Bucket": self.bucket, "Key": _PROBE_KEY}, ExpiresIn=60
+                ),
+            )
+            self._presigned_base = probe.split("?", 1)[0].removesuffix("/" + _PROBE_KEY)
+        return key_under(url, self._presigned_base, self.key_prefix)
 
     async def check(self) -> None:
         await self._call("bucket check", lambda: self._client.head_bucket(Bucket=self.bucket))

@@ -26,6 +26,7 @@ from bench.targets import BENCH_DIR, PUBLIC_BASE_URL
 from gateway.images.sniff import sniff
 from gateway.settings import S3Settings
 from gateway.storage.s3 import make_client
+from tests.fakes.gemini_wire import check_answer
 
 UPSTREAM_KEY = "sk-upstream-test"
 PROXY_KEY = "sk-baseline-test"
@@ -170,12 +171,14 @@ def result(rps: float, errors: int = 0) -> LoadResult:
     return LoadResult("wrk", int(rps * 10), 10, rps, p50_ms=1, p99_ms=2, max_ms=3, errors=errors)
 
 
-def measured(target: str, rps: float, growth_mb: float, puts: int | None = None) -> Measurement:
+def measured(
+    target: str, rps: float, growth_mb: float, puts: int | None = None, scenario: str = "16mb", mib: int = 16
+) -> Measurement:
     load = result(rps)
     uploads = {"puts": load.requests + 1 if puts is None else puts}
-    uploads |= {"min_put_bytes": 16 * MIB, "max_put_bytes": 16 * MIB}
+    uploads |= {"min_put_bytes": mib * MIB, "max_put_bytes": mib * MIB}
     return Measurement(
-        "16mb", target, load=load, idle_rss_mb=100, peak_rss_mb=100 + growth_mb, storage=uploads
+        scenario, target, load=load, idle_rss_mb=100, peak_rss_mb=100 + growth_mb, storage=uploads
     )
 
 
@@ -187,3 +190,37 @@ def test_image_verdicts() -> None:
     assert judge(big, [measured("gateway", 7, 150), base]).passed is False  # 0.7x baseline req/s
     assert judge(big, [measured("gateway", 9, 150, puts=3), base]).passed is False  # answers without uploads
     assert judge(big, [measured("gateway", 9, 150)]).passed is None  # nothing to compare req/s with
+
+
+def test_gemini_verdicts_compare_with_the_16mb_baseline() -> None:
+    gemini = next(s for s in IMAGE_SCENARIOS if s.name == "gemini20mb")  # 4 x 20 MiB: growth under 240 MB
+    assert gemini.targets == ("gateway",) and gemini.versus == "16mb"
+    base = measured("baseline", 10, 500)  # of the 16mb scenario
+
+    def gw(rps: float, growth: float) -> Measurement:
+        return measured("gateway", rps, growth, scenario="gemini20mb", mib=20)
+
+    assert judge(gemini, [gw(6, 200), base]).passed is True
+    assert judge(gemini, [gw(6, 250), base]).passed is False  # 3.1x in flight
+    assert judge(gemini, [gw(4, 200), base]).passed is False  # 0.4x the 16 MB baseline's req/s
+    assert judge(gemini, [gw(6, 200)]).passed is None  # no 16 MB baseline measured
+
+
+def test_upstream_answers_like_a_gemini_image_model(tmp_path: Path) -> None:
+    with Children() as children:
+        upstream = spawn(
+            children,
+            tmp_path,
+            "fake_upstream",
+            ["--key", UPSTREAM_KEY, "--image-bytes", str(IMAGE_BYTES), "--gemini"],
+        )
+        url = f"{upstream}/v1beta/models/gemini-bench-image:generateContent"
+        body = json.dumps({"contents": [{"role": "user", "parts": [{"text": "x"}]}]}).encode()
+        status, _, answer = http_call("POST", url, body, {"x-goog-api-key": UPSTREAM_KEY})
+        assert status == 200
+        doc = json.loads(answer)
+        check_answer(doc)  # google-genai's own types
+        png = base64.b64decode(doc["candidates"][0]["content"]["parts"][0]["inlineData"]["data"])
+        assert len(png) == IMAGE_BYTES and sniff(png) is not None
+        assert http_call("POST", url, body, {"x-goog-api-key": "wrong"})[0] == 403
+        assert http_call("POST", f"{upstream}/v1/images/generations", body, {})[0] == 404

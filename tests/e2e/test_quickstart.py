@@ -1,5 +1,6 @@
 """The README quick start on a fresh directory: `gateway demo` with no config file, then the exact curl
-command and OpenAI SDK snippet it prints (§8.1 defaults, §8.2 `demo`)."""
+commands and OpenAI SDK snippet it prints (§8.1 defaults, §8.2 `demo`): a chat reply, and a chat answer to
+`mock-image` whose image is stored and shown by its URL (§3.2, the flagship feature)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -24,6 +26,7 @@ from openai import OpenAI
 from tests.fakes.server import free_port
 
 EXPECTED_REPLY = "Mock reply to: Hello!"
+IMAGE_PROMPT = "A lighthouse at dusk"
 
 
 @dataclass
@@ -96,12 +99,30 @@ def _token(demo: Demo) -> str:
     return match.group(1)
 
 
-def _curl_command(demo: Demo) -> str:
+def _curl_commands(demo: Demo) -> list[str]:
+    """The curl commands printed between "Try it:" and the SDK snippet, each joined into one line."""
     text = demo.text()
-    block = text[text.index("Try it:") : text.index("Or with the OpenAI SDK")]
-    command = block.removeprefix("Try it:").replace("\\\n", " ").strip()
-    assert command.startswith("curl "), block
-    return command
+    block = text[text.index("Try it:") : text.index("Or with the OpenAI SDK")].replace("\\\n", " ")
+    commands = [line.strip() for line in block.splitlines() if line.strip().startswith("curl ")]
+    assert len(commands) == 2, block
+    return commands
+
+
+def _run_curl(demo: Demo, command: str) -> dict[str, object]:
+    argv = shlex.split(command)
+    assert argv[0] == "curl" and _token(demo) in " ".join(argv)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=demo.env)
+    assert out.returncode == 0, out.stderr
+    body: dict[str, object] = json.loads(out.stdout)
+    return body
+
+
+def _stored_png(demo: Demo, url: str) -> bytes:
+    assert url.startswith(f"http://127.0.0.1:{demo.port}/files/"), url
+    resp = httpx.get(url, timeout=10)
+    assert resp.status_code == 200 and resp.headers["content-type"] == "image/png", url
+    assert (demo.cwd / "data" / "images" / url.split("/files/", 1)[1]).is_file()
+    return resp.content
 
 
 def _sdk_snippet(demo: Demo) -> str:
@@ -134,15 +155,23 @@ def test_demo_prints_a_token_and_uses_the_default_paths(demo: Demo) -> None:
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_the_printed_curl_command_works(demo: Demo) -> None:
-    argv = shlex.split(_curl_command(demo))
-    assert argv[0] == "curl" and _token(demo) in " ".join(argv)
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=demo.env)
-    assert out.returncode == 0, out.stderr
-    body = json.loads(out.stdout)
+    body: Any = _run_curl(demo, _curl_commands(demo)[0])
     assert body["object"] == "chat.completion"
     assert body["model"] == "mock-chat"
     assert body["choices"][0]["message"] == {"role": "assistant", "content": EXPECTED_REPLY}
     assert body["usage"]["total_tokens"] > 0
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_the_printed_image_chat_command_answers_an_image_url(demo: Demo) -> None:
+    body: Any = _run_curl(demo, _curl_commands(demo)[1])
+    assert body["model"] == "mock-image"
+    message = body["choices"][0]["message"]
+    match = re.fullmatch(rf"Mock image for: {IMAGE_PROMPT}\n\n!\[image\]\((\S+)\)", message["content"])
+    assert match, message["content"]
+    url = match.group(1)
+    assert message["images"] == [{"type": "image_url", "image_url": {"url": url}}]
+    assert _stored_png(demo, url).startswith(b"\x89PNG")
 
 
 def test_the_printed_sdk_snippet_works(demo: Demo) -> None:
@@ -152,7 +181,9 @@ def test_the_printed_sdk_snippet_works(demo: Demo) -> None:
         [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60, env=demo.env
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == EXPECTED_REPLY
+    reply, url = out.stdout.strip().splitlines()
+    assert reply == EXPECTED_REPLY
+    assert _stored_png(demo, url).startswith(b"\x89PNG")
 
 
 def test_the_sdk_as_the_readme_shows_it(demo: Demo) -> None:

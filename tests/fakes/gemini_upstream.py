@@ -188,6 +188,18 @@ class FakeGemini:
     _runner: web.AppRunner | None = None
     url: str = ""
 
+    def reset(self) -> None:
+        """Forget every call, answer and script; release nothing held (tests of a shared fake)."""
+        with self.lock:
+            self.calls.clear()
+            self.answered.clear()
+            self.produced.clear()
+            self.events.clear()
+            self.replies.clear()
+            self.hold_until_in_flight = self.in_flight = self.max_in_flight = 0
+            self.release = threading.Event()
+            self.stream_closed = threading.Event()
+
     def will(self, *replies: Reply | Any) -> None:
         """Answer the next calls with these (a dict is a 200 JSON answer)."""
         with self.lock:

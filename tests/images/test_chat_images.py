@@ -106,3 +106,31 @@ def test_two_megabytes_of_unclosed_markdown_is_scanned_in_linear_time(piece: str
     count, length = map(int, done.stdout.split())
     assert length > 2_000_000
     assert count == 1  # only the real image at the end
+
+
+async def test_an_image_in_markdown_and_in_images_is_stored_once_and_counted_once() -> None:
+    """OpenRouter-shaped answers (and the Gemini protocol path) carry each image twice: in the markdown
+    of `content` and in `images[]`. It is one image: one object in storage, one image billed."""
+    store = MemoryStore()
+    images = chat_images(store)
+    message: dict[str, Any] = {
+        "content": f"Here it is\n\n![image]({PNG_URL})",
+        "images": [{"type": "image_url", "image_url": {"url": PNG_URL}}],
+    }
+    await images.message(message)
+    (key,) = store.objects
+    url = f"http://storage.test/{key}"
+    assert message["content"] == f"Here it is\n\n![image]({url})"
+    assert message["images"] == [{"type": "image_url", "image_url": {"url": url}}]
+    assert images.count == 1
+
+
+async def test_the_same_image_in_two_stream_deltas_is_stored_once() -> None:
+    store = MemoryStore()
+    images = chat_images(store)
+    first: dict[str, Any] = {"content": f"![image]({PNG_URL})"}
+    second: dict[str, Any] = {"images": [{"type": "image_url", "image_url": {"url": PNG_URL}}]}
+    await images.message(first)
+    await images.message(second)
+    assert len(store.objects) == 1 and images.count == 1
+    assert second["images"][0]["image_url"]["url"] in first["content"]

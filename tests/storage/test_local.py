@@ -6,7 +6,7 @@ import pytest
 
 from gateway.errors import StorageUnavailable
 from gateway.settings import LocalStorageSettings
-from gateway.storage.base import make_key
+from gateway.storage.base import ObjectTooLarge, make_key
 from gateway.storage.local import LocalStore, valid_key
 from tests.images.samples import png
 
@@ -105,3 +105,42 @@ async def test_write_failure_is_storage_unavailable(tmp_path: Path) -> None:
         await store.put("a/b.png", png(), "image/png")
     with pytest.raises(StorageUnavailable, match="cannot be created"):
         await store.check()
+
+
+async def test_read_gives_back_what_was_stored_and_none_for_a_missing_key(store: LocalStore) -> None:
+    data = png((4, 4))
+    key = make_key(store.key_prefix, "png")
+    await store.put(key, data, "image/png")
+    assert await store.read(key, len(data)) == data
+    assert await store.read(key + ".sig", 100) is None
+    assert await store.read("gw/../etc/passwd", 100) is None
+
+
+async def test_read_refuses_an_object_over_the_limit(store: LocalStore) -> None:
+    await store.put("gw/big.png", b"x" * 100, "image/png")
+    with pytest.raises(ObjectTooLarge) as err:
+        await store.read("gw/big.png", 99)
+    assert (err.value.size, err.value.limit) == (100, 99)
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("http://gw.test:8080/files/gw/2025/01/01/ab.png", "gw/2025/01/01/ab.png"),
+        ("http://gw.test:8080/files/gw/a.png?x=1#y", "gw/a.png"),
+        ("http://gw.test:8080/files/gw/%61.png", "gw/a.png"),
+        ("http://gw.test:8080/files/other/a.png", None),  # not under the key prefix
+        ("http://gw.test:8080/files/gw/../a.png", None),
+        ("http://elsewhere.test/files/gw/a.png", None),
+        ("https://gw.test:8080/files/gw/a.png", None),
+        ("http://gw.test:8080/filesgw/a.png", None),
+        ("data:image/png;base64,AAAA", None),
+    ],
+)
+async def test_key_of_knows_only_this_stores_urls(store: LocalStore, url: str, key: str | None) -> None:
+    assert await store.key_of(url) == key
+
+
+async def test_key_of_reads_back_the_url_put_gave(store: LocalStore) -> None:
+    key = make_key(store.key_prefix, "png")
+    assert await store.key_of(await store.url(key)) == key

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.errors import StorageUnavailable
 from gateway.settings import LocalStorageSettings, S3Settings, StorageSettings
-from gateway.storage.base import ObjectStore, make_key
+from gateway.storage.base import ObjectStore, ObjectTooLarge, make_key
 from gateway.storage.factory import build_store
 from gateway.storage.local import LocalStore
 from gateway.storage.memory import MemoryObject, MemoryStore
@@ -58,3 +58,14 @@ async def test_build_store(tmp_path: Path) -> None:
     assert isinstance(s3, S3Store)
     assert (s3.name, s3.key_prefix, s3.bucket) == ("s3", "x/", "b")
     await s3.close()
+
+
+async def test_memory_store_read_and_key_of() -> None:
+    store = MemoryStore(base_url="http://m.test/", key_prefix="k/")
+    await store.put("k/a.png", b"abc", "image/png")
+    assert await store.read("k/a.png", 3) == b"abc"
+    assert await store.read("k/b.png", 3) is None
+    with pytest.raises(ObjectTooLarge):
+        await store.read("k/a.png", 2)
+    assert await store.key_of(await store.url("k/a.png")) == "k/a.png"
+    assert await store.key_of("http://other.test/k/a.png") is None

@@ -10,7 +10,7 @@ import pytest
 from gateway.errors import StorageUnavailable
 from gateway.images.rehost import store_image
 from gateway.settings import S3Settings
-from gateway.storage.base import make_key
+from gateway.storage.base import ObjectTooLarge, make_key
 from gateway.storage.s3 import S3Store
 from tests.images.samples import make_image, png
 from tests.s3server import S3Endpoint
@@ -127,3 +127,40 @@ async def test_unreachable_endpoint(closed_port: int, make_store: MakeStore) -> 
         StorageUnavailable, match=r"^object storage upload failed \(EndpointConnectionError\)$"
     ):
         await store.put("a.png", png(), "image/png")
+
+
+async def test_read_back_what_was_stored_bounded(
+    s3_endpoint: S3Endpoint, bucket: str, make_store: MakeStore
+) -> None:
+    store = make_store(s3_endpoint.settings(bucket, key_prefix="gw/"))
+    data = png((5, 5))
+    await store.put("gw/a.png", data, "image/png")
+    assert await store.read("gw/a.png", len(data)) == data
+    assert await store.read("gw/missing.png", 100) is None
+    with pytest.raises(ObjectTooLarge):
+        await store.read("gw/a.png", len(data) - 1)
+
+
+async def test_read_from_a_missing_bucket_is_a_storage_failure(
+    s3_endpoint: S3Endpoint, make_store: MakeStore
+) -> None:
+    store = make_store(s3_endpoint.settings("no-such-bucket-here"))
+    with pytest.raises(StorageUnavailable, match="NoSuchBucket"):
+        await store.read("a.png", 100)
+
+
+@pytest.mark.parametrize("style", ["path", "virtual"])
+async def test_key_of_a_presigned_url(
+    s3_endpoint: S3Endpoint, bucket: str, make_store: MakeStore, style: str
+) -> None:
+    store = make_store(s3_endpoint.settings(bucket, key_prefix="gw/", addressing_style=style))
+    key = make_key(store.key_prefix, "png")
+    assert await store.key_of(await store.url(key)) == key
+    assert await store.key_of(f"{s3_endpoint.url}/other-bucket/{key}") is None
+    assert await store.key_of(f"https://example.com/{bucket}/{key}") is None
+
+
+async def test_key_of_a_public_url(s3_endpoint: S3Endpoint, bucket: str, make_store: MakeStore) -> None:
+    store = make_store(s3_endpoint.settings(bucket, public_base_url="https://cdn.test/img/", key_prefix="p/"))
+    assert await store.key_of(await store.url("p/2025/a.png")) == "p/2025/a.png"
+    assert await store.key_of("https://cdn.test/img/q/a.png") is None

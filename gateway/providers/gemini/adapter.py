@@ -17,8 +17,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from gateway.domain import ImageCall, ImageResolver, InputImage, JSONObject, Operation, Target
-from gateway.errors import InvalidImageURL, UpstreamTooLarge
+from gateway.domain import ImageCall, ImageResolver, JSONObject, Operation, Target
+from gateway.errors import UpstreamTooLarge
 from gateway.providers.body import read_body
 from gateway.providers.gemini import request as translate
 from gateway.providers.gemini.errors import gemini_error
@@ -33,11 +33,6 @@ log = logging.getLogger("gateway.providers.gemini")
 MAX_PARALLEL_CALLS = 4
 ERROR_BODY_BYTES = 1 << 20
 API_VERSION = "v1beta"
-
-
-async def refuse_images(url: str, what: str) -> InputImage:
-    """The resolver of a provider built without one: input images cannot be read."""
-    raise InvalidImageURL(f"{what}: input images are not available for this model")
 
 
 def model_url(target: Target, model: str, *, stream: bool) -> str:
@@ -63,7 +58,7 @@ class GeminiProvider:
         self,
         session: aiohttp.ClientSession,
         max_response_bytes: int,
-        resolve: ImageResolver = refuse_images,
+        resolve: ImageResolver,
     ) -> None:
         self._session = session
         self._max_bytes = max_response_bytes

@@ -84,6 +84,17 @@ class ChunkWriter:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return orjson.dumps({**self._base, "choices": [choice]})
 
+    @property
+    def wrote_text(self) -> bool:
+        """Content went out already: markdown that follows starts on a new paragraph."""
+        return self._wrote_text
+
+    def delta(self, delta: JSONObject) -> bytes:
+        """A chunk carrying `delta` as given (an image delta the pipeline shaped, §3.3)."""
+        if delta.get("content"):
+            self._wrote_text = True
+        return self._choice(delta)
+
     def chunk(self, delta: Delta, image_url: str | None = None) -> bytes:
         """One chunk; an image delta needs the URL it is shown at."""
         if isinstance(delta, TextDelta):
