@@ -30,6 +30,8 @@ def settings(tmp: Path, **extra: Any) -> Settings:
              "mock": {"failure_rate": 1.0}},
             {"name": "steady", "kind": "mock", "models": ["fo-image", "mock-chat"]},
         ],
+        # Priced, so that a token without quota left is refused (the reservation is the quota check).
+        "pricing": {"models": {"mock-chat": {"per_call": 0.001}, "fo-image": {"per_call": 0.001}}},
         **extra,
     })  # fmt: skip
 
