@@ -31,6 +31,7 @@ class UsageWriter:
         self._sessionmaker = sessionmaker
         self._settings = settings
         self._buffer: deque[UsageRecord] = deque()
+        self._flushing = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -72,7 +73,14 @@ class UsageWriter:
             log.error("usage writer stopped with %d record(s) not written", len(self._buffer))
 
     async def flush(self) -> bool:
-        """Write everything buffered now; False if the database could not be reached (the rest stays)."""
+        """Write everything buffered now; False if the database could not be reached (the rest stays).
+
+        One flush at a time: a caller's flush waits for the batch the background task is writing, so when it
+        returns True every record submitted before the call is in the database."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> bool:
         while self._buffer:
             batch = [self._buffer.popleft() for _ in range(min(self._settings.batch_size, len(self._buffer)))]
             try:

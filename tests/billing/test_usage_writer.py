@@ -264,3 +264,27 @@ async def test_stop_during_a_write_loses_no_record(sessionmaker: Sessionmaker) -
     await w.stop()  # SIGTERM while that batch is on its way to the database
     assert await count_rows(sessionmaker) + w.depth == 2
     assert await count_rows(sessionmaker) == 2
+
+
+async def test_flush_waits_for_the_batch_the_background_task_is_writing() -> None:
+    """A caller's flush returning True means every record submitted before it is written, even when the
+    background task had already taken them into a batch it was still writing."""
+    entered, release = asyncio.Event(), asyncio.Event()
+    written: list[str] = []
+
+    class Blocking(UsageWriter):
+        async def _write(self, batch: list[UsageRecord]) -> None:
+            entered.set()
+            await release.wait()
+            written.extend(r.request_id for r in batch)
+
+    writer = Blocking(cast(Any, None), UsageSettings(batch_size=10, flush_interval_seconds=60))
+    writer.submit(record(1))
+    background = asyncio.ensure_future(writer.flush())  # the writer task's own flush, mid-batch
+    await entered.wait()
+    caller = asyncio.ensure_future(writer.flush())
+    await asyncio.sleep(0)
+    assert not caller.done()  # it waits for the batch in flight instead of reporting an empty buffer
+    release.set()
+    assert await caller and await background
+    assert written == [record(1).request_id]
