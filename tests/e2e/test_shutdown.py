@@ -88,8 +88,10 @@ def test_sigterm_drains_then_stops(
                 refused = httpx.post(
                     f"{proc.url}/v1/chat/completions", json=chat, headers=headers, timeout=10
                 )
-            except httpx.ConnectError:
-                pass  # a refused connection is a refusal too
+            except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+                # Refused at the connection: with 2 workers the idle one may already have closed, and the
+                # kernel resets what was queued for it. Nothing was served (the records below prove it).
+                pass
             else:
                 assert refused.status_code == 503, refused.text
                 assert refused.json()["error"]["code"] == "server_shutting_down"
