@@ -16,7 +16,8 @@ from typing import Any
 
 from gateway.domain import JSONObject, Operation, Usage
 from gateway.errors import ServiceUnavailable
-from gateway.settings import GroupSettings, ModelPrice, PricingSettings, TokenPrices
+from gateway.pricing_settings import ModelPrice, PricingSettings, TokenPrices
+from gateway.settings import GroupSettings
 
 log = logging.getLogger("gateway.billing")
 

@@ -5,17 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
-    Integer,
     RowMapping,
     Select,
-    SmallInteger,
-    String,
     Table,
     bindparam,
     case,
@@ -29,7 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gateway.db.base import Base
-from gateway.db.models import ImageJob, Token, UsageRecordRow
+from gateway.db.fit import fit_row
+from gateway.db.models import Token, UsageRecordRow
 from gateway.domain import UsageRecord
 
 USAGE_TABLE = Table("usage_records", Base.metadata)  # the mapped table, for Core statements
@@ -290,122 +286,6 @@ async def usage_summary(session: AsyncSession, f: UsageFilter, group_by: str) ->
     return (await session.execute(stmt)).mappings().all()
 
 
-# --- async image jobs (§4.6) ---------------------------------------------------------------------------
-
-_LIVE_JOB = ("queued", "running")
-
-
-async def insert_job(session: AsyncSession, **values: Any) -> None:
-    session.add(ImageJob(**values))
-    await session.flush()
-
-
-async def get_job(session: AsyncSession, job_id: str, token_id: str) -> ImageJob | None:
-    """A job as its own token sees it; another token's job is not found."""
-    stmt = select(ImageJob).where(ImageJob.id == job_id, ImageJob.token_id == token_id)
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def _update_job(
-    session: AsyncSession, job_id: str, node: str, current: tuple[str, ...], **values: Any
-) -> bool:
-    """Change a job only while `node` holds it in one of the `current` statuses."""
-    stmt = (
-        update(ImageJob)
-        .where(ImageJob.id == job_id, ImageJob.node == node, ImageJob.status.in_(current))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
-
-
-async def start_job(session: AsyncSession, job_id: str, node: str) -> bool:
-    """queued → running, only while `node` still holds the job."""
-    return await _update_job(session, job_id, node, ("queued",), status="running")
-
-
-async def set_job_reserved(session: AsyncSession, job_id: str, node: str, micro_usd: int) -> bool:
-    return await _update_job(session, job_id, node, ("running",), reserved_micro_usd=micro_usd)
-
-
-async def finish_job(
-    session: AsyncSession,
-    job_id: str,
-    node: str,
-    *,
-    status: str,
-    finished_at: datetime,
-    result: str | None = None,
-    error: dict[str, Any] | None = None,
-) -> bool:
-    """queued|running → succeeded|failed; False when the job is no longer this node's (lease lapsed)."""
-    return await _update_job(
-        session, job_id, node, _LIVE_JOB, status=status, result=result, error=error,
-        reserved_micro_usd=0, finished_at=finished_at, lease_expires_at=None,
-    )  # fmt: skip
-
-
-async def renew_job_leases(session: AsyncSession, job_ids: Sequence[str], node: str, until: datetime) -> int:
-    if not job_ids:
-        return 0
-    stmt = (
-        update(ImageJob)
-        .where(ImageJob.id.in_(job_ids), ImageJob.node == node, ImageJob.status.in_(_LIVE_JOB))
-        .values(lease_expires_at=until)
-        .execution_options(synchronize_session=False)
-    )
-    return int((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
-
-
-async def interrupt_expired_jobs(
-    session: AsyncSession, now: datetime, error: dict[str, Any], limit: int = 500
-) -> list[tuple[str, str, int]]:
-    """Fail every live job whose lease lapsed and refund what it held: (id, token_id, refunded).
-
-    The status change is the guard: of several nodes sweeping at once, one changes a row and refunds it.
-    """
-    ids = (
-        (
-            await session.execute(
-                select(ImageJob.id)
-                .where(ImageJob.status.in_(_LIVE_JOB), ImageJob.lease_expires_at < now)
-                .limit(limit)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    if not ids:
-        return []
-    stmt = (
-        update(ImageJob)
-        .where(ImageJob.id.in_(ids), ImageJob.status.in_(_LIVE_JOB), ImageJob.lease_expires_at < now)
-        .values(status="failed", error=error, finished_at=now, lease_expires_at=None)
-        .returning(ImageJob.id, ImageJob.token_id, ImageJob.reserved_micro_usd)
-        .execution_options(synchronize_session=False)
-    )
-    failed = [(row[0], row[1], int(row[2] or 0)) for row in (await session.execute(stmt)).all()]
-    for _, token_id, amount in failed:
-        if amount:
-            await refund_used(session, token_id, amount)
-    held = [job_id for job_id, _, amount in failed if amount]
-    if held:
-        await session.execute(
-            update(ImageJob)
-            .where(ImageJob.id.in_(held))
-            .values(reserved_micro_usd=0)
-            .execution_options(synchronize_session=False)
-        )
-    return failed
-
-
-async def purge_jobs(session: AsyncSession, finished_before: datetime) -> int:
-    old = ImageJob.finished_at < finished_before
-    if (await session.execute(select(ImageJob.id).where(old).limit(1))).first() is None:
-        return 0  # nothing to delete: no write lock taken (SQLite has one for the whole file)
-    return int((await session.execute(delete(ImageJob).where(old))).rowcount)  # type: ignore[attr-defined]
-
-
 def _usage_row(r: UsageRecord) -> dict[str, Any]:
     u = r.usage
     return {
@@ -440,52 +320,3 @@ def _usage_row(r: UsageRecord) -> dict[str, Any]:
         "usage_estimated": r.usage_estimated,
         "shortfall_micro_usd": r.shortfall_micro_usd,
     }
-
-
-# -- making a row fit its table ----------------------------------------------------------------------
-# The widths and ranges come from the column types, so they cannot drift from the models. JSON columns
-# need nothing: the serializer escapes every character, and neither database refuses the escapes.
-
-_INT_BITS: tuple[tuple[type[Integer], int], ...] = ((SmallInteger, 15), (BigInteger, 63), (Integer, 31))
-_UNBOUNDED = 2**62
-
-
-@cache
-def _limits(table: Table) -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, int, int], ...]]:
-    """(name, width) of each string column, (name, lowest, highest) of each integer column."""
-    widths: list[tuple[str, int]] = []
-    ranges: list[tuple[str, int, int]] = []
-    for column in table.columns:
-        type_ = column.type
-        if isinstance(type_, String):
-            widths.append((column.name, type_.length or _UNBOUNDED))
-        for int_type, bits in _INT_BITS:
-            if isinstance(type_, int_type):
-                ranges.append((column.name, -(2**bits), 2**bits - 1))
-                break
-    return tuple(widths), tuple(ranges)
-
-
-def fit_row(table: Table, row: dict[str, Any]) -> dict[str, Any]:
-    """The row with every value made storable in its column, on SQLite and PostgreSQL alike: strings
-    lose NUL bytes (PostgreSQL text cannot hold them) and lone surrogates (no encoding can), then are
-    cut to the column's width; integers are clamped to the column's range."""
-    widths, ranges = _limits(table)
-    for name, width in widths:
-        value = row.get(name)
-        if value is not None and (
-            value.__class__ is not str or len(value) > width or not value.isascii() or "\x00" in value
-        ):
-            row[name] = _fit_str(str(value), width)
-    for name, low, high in ranges:
-        value = row.get(name)
-        if value.__class__ is int and not low <= value <= high:
-            row[name] = low if value < low else high
-    return row
-
-
-def _fit_str(value: str, width: int) -> str:
-    value = value.replace("\x00", "")
-    if not value.isascii():
-        value = value.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate becomes '?'
-    return value[:width]

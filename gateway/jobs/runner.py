@@ -22,7 +22,7 @@ from typing import Any
 
 from gateway import metrics
 from gateway.billing import holds
-from gateway.db import repositories as repo
+from gateway.db import job_queries
 from gateway.domain import Caller
 from gateway.errors import GatewayError, ServiceUnavailable
 from gateway.jobs import results
@@ -94,7 +94,7 @@ class JobRunner:
             )
         job_id, now = "imgjob_" + secrets.token_hex(12), utcnow()
         async with self.rt.sessionmaker() as session, session.begin():
-            await repo.insert_job(
+            await job_queries.insert_job(
                 session, id=job_id, token_id=caller.token_id, request_id=request_id[:64],
                 endpoint=endpoint[:64], model=req.model[:200], status="queued", node=self.node,
                 lease_expires_at=now + self.lease, reserved_micro_usd=0, created_at=now,
@@ -106,7 +106,7 @@ class JobRunner:
 
     async def view(self, job_id: str, token_id: str) -> bytes | None:
         async with self.rt.sessionmaker() as session:
-            job = await repo.get_job(session, job_id, token_id)
+            job = await job_queries.get_job(session, job_id, token_id)
             return None if job is None else results.job_json(job)
 
     async def _run(
@@ -115,7 +115,7 @@ class JobRunner:
         try:
             async with self._slots:
                 async with self.rt.sessionmaker() as session, session.begin():
-                    started = await repo.start_job(session, job_id, self.node)
+                    started = await job_queries.start_job(session, job_id, self.node)
                 if not started:
                     log.warning("job %s: its lease lapsed before it started; not run", job_id)
                     return
@@ -157,7 +157,7 @@ class JobRunner:
                 return  # finished meanwhile: the final write cleared it
             try:
                 async with self.rt.sessionmaker() as session, session.begin():
-                    await repo.set_job_reserved(session, job_id, self.node, amount)
+                    await job_queries.set_job_reserved(session, job_id, self.node, amount)
             except Exception as exc:
                 log.warning("job %s: could not record its reservation: %r", job_id, exc)
 
@@ -168,7 +168,7 @@ class JobRunner:
         for attempt in range(FINISH_TRIES):
             try:
                 async with self.rt.sessionmaker() as session, session.begin():
-                    kept = await repo.finish_job(
+                    kept = await job_queries.finish_job(
                         session, job_id, self.node, status=outcome.status, finished_at=utcnow(),
                         result=outcome.result, error=outcome.error,
                     )  # fmt: skip
@@ -202,7 +202,7 @@ class JobRunner:
                 continue
             try:
                 async with self.rt.sessionmaker() as session, session.begin():
-                    await repo.renew_job_leases(session, ids, self.node, utcnow() + self.lease)
+                    await job_queries.renew_job_leases(session, ids, self.node, utcnow() + self.lease)
             except Exception as exc:
                 log.warning("renewing the leases of %d job(s) failed: %r", len(ids), exc)
 
@@ -219,14 +219,14 @@ class JobRunner:
         """Fail (and refund) the jobs whose lease lapsed; purge old results. Returns both counts."""
         now = utcnow()
         async with self.rt.sessionmaker() as session, session.begin():
-            failed = await repo.interrupt_expired_jobs(session, now, INTERRUPTED.body()["error"])
+            failed = await job_queries.interrupt_expired_jobs(session, now, INTERRUPTED.body()["error"])
         for job_id, token_id, refunded in failed:
             log.warning("job %s interrupted: its node stopped renewing its lease; %d micro-USD refunded "
                         "to %s", job_id, refunded, token_id)  # fmt: skip
             metrics.job_finished("interrupted")
         cutoff = now - timedelta(hours=self.settings.retention_hours)
         async with self.rt.sessionmaker() as session, session.begin():
-            purged = await repo.purge_jobs(session, cutoff)
+            purged = await job_queries.purge_jobs(session, cutoff)
         return len(failed), purged
 
     async def stop(self, grace: float) -> None:

@@ -20,8 +20,9 @@ from gateway.billing import holds
 from gateway.billing.pricing import FREE, Charge, RequestFacts, request_facts
 from gateway.domain import Caller, JSONObject, Operation, UsageRecord
 from gateway.errors import GatewayError, InsufficientQuota, ModelNotFound, PermissionDenied
+from gateway.pricing_settings import ModelPrice
 from gateway.runtime import Runtime
-from gateway.settings import ChannelSettings, ModelPrice
+from gateway.settings import ChannelSettings
 
 log = logging.getLogger("gateway.billing")
 

@@ -15,7 +15,8 @@ import pytest
 from gateway.billing.pricing import PriceBook, RequestFacts, image_price, request_facts, to_micro
 from gateway.domain import Usage
 from gateway.errors import ServiceUnavailable
-from gateway.settings import GroupSettings, ModelPrice, PricingSettings
+from gateway.pricing_settings import ModelPrice, PricingSettings
+from gateway.settings import GroupSettings
 
 SEED_PRICES: dict[str, Any] = {
     "gemini-2.5-flash-image": {"per_call": 0.028},  # seed 001

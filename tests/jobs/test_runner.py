@@ -16,6 +16,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from gateway.billing import holds
+from gateway.db import job_queries
 from gateway.db import repositories as repo
 from gateway.db.models import ImageJob, Token
 from gateway.jobs import runner as runner_module
@@ -63,7 +64,7 @@ async def _insert(client: TestClient, job_id: str, token_id: str, **values: Any)
                               "lease_expires_at": now - timedelta(seconds=1), "reserved_micro_usd": 0,
                               "created_at": now, **values}  # fmt: skip
     async with runtime(client).sessionmaker() as session, session.begin():
-        await repo.insert_job(session, **fields)
+        await job_queries.insert_job(session, **fields)
 
 
 def test_a_lapsed_lease_fails_the_job_and_refunds_it_once(client: TestClient) -> None:
