@@ -1,14 +1,16 @@
-"""One measurement: fresh fake upstream (and fake S3 for images) + fresh target, a sanity request, warm-up,
-then the measured load; and the rounds of measurements a benchmark runs.
+"""One measurement: fresh fake upstream (and fake S3 when images are re-hosted) + fresh target, a sanity
+request, warm-up, then the measured load; and the rounds of measurements a benchmark runs.
 
 Placement on a 2-core machine: the fake upstream, the fake S3 and the load generator share the first core,
-the target has the second to itself. The target's CPU time and RSS come from /proc.
+the target has the second to itself (unless the scenario runs unpinned). The target's CPU time and RSS come
+from /proc; with `Settings.profile`, py-spy records the gateway during the measured load.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -17,6 +19,8 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench import profile as py_spy
+from bench.checks import sanity_check
 from bench.drivers import LoadResult, LoadSpec, run_load
 from bench.procs import (
     Children,
@@ -29,10 +33,9 @@ from bench.procs import (
     rss_mb,
     wait_until_ready,
 )
-from bench.scenarios import Scenario
+from bench.scenarios import GATEWAY, Scenario
 from bench.targets import (
     BENCH_DIR,
-    PUBLIC_BASE_URL,
     S3_BUCKET,
     UPSTREAM_KEY,
     Running,
@@ -51,6 +54,12 @@ class Settings:
     upstream_cpu: int | None  # also runs the fake S3 and the load generator
     target_cpu: int | None
     log_dir: Path
+    profile: frozenset[str] = frozenset()  # scenarios whose gateway measurement py-spy records
+    profile_dir: Path = py_spy.PROFILES_DIR
+
+    def for_scenario(self, scenario: Scenario) -> Settings:
+        """An unpinned scenario runs every process unpinned."""
+        return self if scenario.pinned else dataclasses.replace(self, upstream_cpu=None, target_cpu=None)
 
 
 @dataclass(frozen=True)
@@ -118,39 +127,6 @@ def storage_stats(s3_url: str) -> dict[str, int]:
     return {k: int(v or 0) for k, v in json.loads(body).items()}
 
 
-def sanity_check(scenario: Scenario, running: Running, timeout_s: float) -> str:
-    """One request before any load, so a misconfigured target fails loudly instead of measuring errors."""
-    headers = {"Authorization": f"Bearer {running.key}", "Content-Type": "application/json"}
-    url = f"{running.base_url}{scenario.path}"
-    status, resp_headers, body = http_call("POST", url, scenario.body().encode(), headers, timeout=timeout_s)
-    if status != 200:
-        raise RuntimeError(f"sanity request got HTTP {status}: {body[:300]!r}")
-    if scenario.image_bytes:
-        return check_image_answer(body)
-    if not scenario.stream:
-        content = json.loads(body)["choices"][0]["message"]["content"]
-        return f"chat.completion, {len(content)} chars of content"
-    if not resp_headers.get("content-type", "").startswith("text/event-stream"):
-        raise RuntimeError(f"stream answered with content-type {resp_headers.get('content-type')!r}")
-    events = [line for line in body.decode().split("\n") if line.startswith("data: ")]
-    if not events or events[-1].strip() != "data: [DONE]":
-        raise RuntimeError(f"stream did not end with 'data: [DONE]': {body[-200:]!r}")
-    return f"text/event-stream, {len(events)} data events ending with [DONE]"
-
-
-def check_image_answer(body: bytes) -> str:
-    """response_format=url was asked: every image must come back as a storage URL, none as base64."""
-    data = json.loads(body).get("data")
-    if not isinstance(data, list) or not data:
-        raise RuntimeError(f"images answer without data: {body[:300]!r}")
-    for n, item in enumerate(data):
-        if "b64_json" in item:
-            raise RuntimeError(f"data[{n}] still carries b64_json ({len(item['b64_json'] or ''):,} chars)")
-        if not str(item.get("url", "")).startswith(PUBLIC_BASE_URL + "/"):
-            raise RuntimeError(f"data[{n}].url is not a storage URL: {str(item.get('url'))[:200]!r}")
-    return f"{len(data)} image(s) as URL, no b64_json: {data[0]['url']}"
-
-
 def load_spec(scenario: Scenario, running: Running, duration_s: float, timeout_s: float) -> LoadSpec:
     return LoadSpec(
         url=f"{running.base_url}{scenario.path}",
@@ -164,17 +140,25 @@ def load_spec(scenario: Scenario, running: Running, duration_s: float, timeout_s
 
 def measure(scenario: Scenario, target: Target, settings: Settings) -> Measurement:
     """Never raises for a target's failure: it is recorded in `failure` and the run goes on."""
+    settings = settings.for_scenario(scenario)
     log_dir = settings.log_dir / f"{scenario.name}-{target.name}"
     try:
         with ExitStack() as stack, Children() as children:  # processes stop before the temp dir goes
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
             upstream_base, upstream_pid = start_upstream(scenario, children, settings, log_dir)
             helpers, services = [upstream_pid], {}
-            if scenario.image_bytes:
+            if scenario.rehost:
                 services["s3"], s3_pid = start_fake_s3(children, settings, log_dir)
                 helpers.append(s3_pid)
             ctx = StartContext(
-                children, upstream_base, settings.target_cpu, workdir, log_dir, settings.python, services
+                children,
+                upstream_base,
+                settings.target_cpu,
+                workdir,
+                log_dir,
+                settings.python,
+                services,
+                workers=scenario.workers,
             )
             running = target.start(ctx)
             idle_rss = rss_mb(running.proc.pid)  # before any request: the floor of RSS growth
@@ -191,7 +175,8 @@ def measure(scenario: Scenario, target: Target, settings: Settings) -> Measureme
                     python=settings.python,
                 )
 
-            m = measured_load(scenario, target.name, running, load, helpers, settings.warmup_s)
+            profiler = Profiler(scenario, target.name, children, settings, log_dir)
+            m = measured_load(scenario, target.name, running, load, helpers, settings.warmup_s, profiler)
             storage = storage_stats(services["s3"]) if "s3" in services else None
     except Exception as exc:  # one failed measurement must not hide the others
         return Measurement(scenario.name, target.name, failure=f"{type(exc).__name__}: {exc}")
@@ -205,16 +190,21 @@ def measured_load(
     load: Callable[[float, str], LoadResult],
     helper_pids: list[int],
     warmup_s: float,
+    profiler: Profiler | None = None,
 ) -> Measurement:
     """Warm-up, then the measured load, with the target's and the helpers' CPU time read around it."""
     # the slow scenario needs at least one full upstream round trip to warm up
     warmup = load(max(warmup_s, scenario.upstream_delay_s + 1), "warmup.log")
     pid = running.proc.pid
+    if profiler is not None:
+        profiler.start(pid)
     cores0, cpu0, up0 = core_times(), cpu_seconds(pid), sum(cpu_seconds(p) for p in helper_pids)
     t0 = time.monotonic()
     result = load(scenario.duration_s, "load.log")
     t1 = time.monotonic()
     cores1, cpu1, up1 = core_times(), cpu_seconds(pid), sum(cpu_seconds(p) for p in helper_pids)
+    if profiler is not None:
+        profiler.finish()
     rss = peak_rss_mb(pid)
     if running.proc.poll() is not None:
         raise RuntimeError(f"target exited with code {running.proc.returncode} during the load")
@@ -230,6 +220,28 @@ def measured_load(
         peak_rss_mb=rss,
         core_busy_pct=core_busy_pct(cores0, cores1),
     )
+
+
+class Profiler:
+    """py-spy on the gateway for the measured load, when the settings ask for this scenario's profile."""
+
+    def __init__(
+        self, scenario: Scenario, target: str, children: Children, settings: Settings, log_dir: Path
+    ) -> None:
+        self.enabled = target == GATEWAY and scenario.name in settings.profile
+        self.duration_s, self.children, self.cpu = scenario.duration_s, children, settings.upstream_cpu
+        self.out = settings.profile_dir / f"{scenario.name}.svg"
+        self.log = log_dir / "py-spy.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, pid: int) -> None:
+        if self.enabled:
+            self._proc = py_spy.start(self.children, pid, self.out, self.duration_s, self.cpu, self.log)
+
+    def finish(self) -> None:
+        if self._proc is not None:
+            out = py_spy.finish(self.children, self._proc, self.out, self.log)
+            print(f"flame graph: {out}", file=sys.stderr, flush=True)
 
 
 def summarize(m: Measurement) -> str:

@@ -1,7 +1,14 @@
-"""Bare reference proxy for the benchmark: check one bearer key, forward chat completions, nothing else.
+"""Bare reference proxy for the benchmark: check one bearer key, forward, nothing else.
 
 aiohttp server plus one shared ClientSession (TCPConnector(limit=0)); SSE bodies are passed through chunk by
-chunk. It is the floor the gateway is compared against: the cost of an async Python hop with no features.
+chunk, other answers read whole and written on unchanged. It is the floor the gateway is compared against:
+the cost of an async Python hop with no features.
+
+- `POST /v1/chat/completions`: the body forwarded as it came.
+- `POST /v1/images/generations` (bare pass-through): the upstream's base64 answer passed through unchanged.
+  `response_format` is dropped from the (small) request, as GPT image models refuse it and always answer
+  `b64_json`; a `gemini*` model is asked with the smallest `generateContent` request and its answer (the
+  image as `inlineData`) passed through as it is, in the Gemini shape.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 if __package__ in (None, ""):  # run as a file: make the `bench` package importable
@@ -27,6 +35,15 @@ class Config:
     chat_url: str
     expected_auth: str
     upstream_auth: str
+    upstream_key: str = ""
+
+    @property
+    def images_url(self) -> str:
+        return self.chat_url.removesuffix("/chat/completions") + "/images/generations"
+
+    def gemini_url(self, model: str) -> str:  # the upstream root is the OpenAI base URL without /v1
+        root = self.chat_url.removesuffix("/chat/completions").removesuffix("/v1")
+        return f"{root}/v1beta/models/{model}:generateContent"
 
 
 CONFIG = web.AppKey("config", Config)
@@ -40,15 +57,11 @@ def error_response(
     return web.json_response({"error": error}, status=status)
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
-    config = request.app[CONFIG]
-    if request.headers.get("Authorization") != config.expected_auth:
-        return error_response(401, "Incorrect API key provided.", "invalid_api_key")
-    body = await request.read()
-    headers = {"Authorization": config.upstream_auth, "Content-Type": "application/json"}
+async def forward(request: web.Request, url: str, body: bytes, headers: dict[str, str]) -> web.StreamResponse:
+    """POST `body` upstream and answer with what comes back: SSE chunk by chunk, anything else whole."""
     response: web.StreamResponse | None = None
     try:
-        async with request.app[SESSION].post(config.chat_url, data=body, headers=headers) as upstream:
+        async with request.app[SESSION].post(url, data=body, headers=headers) as upstream:
             content_type = upstream.headers.get("Content-Type", "application/json")
             if not content_type.startswith("text/event-stream"):
                 payload = await upstream.read()
@@ -69,6 +82,36 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return error_response(502, f"Upstream error: {type(exc).__name__}", "upstream_error", "api_error")
 
 
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    if request.headers.get("Authorization") != config.expected_auth:
+        return error_response(401, "Incorrect API key provided.", "invalid_api_key")
+    body = await request.read()
+    headers = {"Authorization": config.upstream_auth, "Content-Type": "application/json"}
+    return await forward(request, config.chat_url, body, headers)
+
+
+async def images_generations(request: web.Request) -> web.StreamResponse:
+    """The bare pass-through: one key, the upstream's base64 answer forwarded unchanged."""
+    config = request.app[CONFIG]
+    if request.headers.get("Authorization") != config.expected_auth:
+        return error_response(401, "Incorrect API key provided.", "invalid_api_key")
+    try:
+        payload = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        return error_response(400, "The request body is not valid JSON.", "invalid_json")
+    if not isinstance(payload, dict) or not isinstance(payload.get("model"), str):
+        return error_response(400, "'model' is required.", "missing_model")
+    payload.pop("response_format", None)  # GPT image models refuse it: they always answer b64_json
+    model: str = payload["model"]
+    if model.startswith("gemini"):
+        contents = [{"role": "user", "parts": [{"text": str(payload.get("prompt", ""))}]}]
+        headers = {"x-goog-api-key": config.upstream_key, "Content-Type": "application/json"}
+        return await forward(request, config.gemini_url(model), orjson.dumps({"contents": contents}), headers)
+    headers = {"Authorization": config.upstream_auth, "Content-Type": "application/json"}
+    return await forward(request, config.images_url, orjson.dumps(payload), headers)
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -86,6 +129,7 @@ def build_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app.cleanup_ctx.append(client_session)
     app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/images/generations", images_generations)
     app.router.add_get("/healthz", healthz)
     return app
 
@@ -116,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         chat_url=args.upstream.rstrip("/") + "/chat/completions",
         expected_auth=f"Bearer {args.key}",
         upstream_auth=f"Bearer {args.upstream_key}",
+        upstream_key=args.upstream_key,
     )
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(serve_app(build_app(config), args.host, args.port, "reference proxy", args.lifetime))

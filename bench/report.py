@@ -1,4 +1,4 @@
-"""Turn measurements into the Markdown tables, the PASS/FAIL verdicts and the JSON results file."""
+"""Turn measurements and verdicts into the Markdown tables, the notes and the JSON results file."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import platform
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from bench.drivers import driver_version
@@ -17,30 +17,10 @@ from bench.measure import Measurement
 from bench.procs import usable_cores
 from bench.scenarios import Scenario
 from bench.targets import REPO_DIR, Target
+from bench.verdicts import Verdict, fmt, growth_ratio, storage_problem
 
 SATURATED_CPU_PCT = 85.0  # below this, a throughput scenario did not load the target fully
 FOREIGN_CPU_PCT = 15.0  # more than this on the target's core (beyond the target's own) spoils the comparison
-
-
-@dataclass(frozen=True)
-class Verdict:
-    scenario: str
-    goal: str
-    ratio: float | None
-    passed: bool | None  # None: could not be judged (a side was not measured)
-    reason: str
-
-    @property
-    def label(self) -> str:
-        return {True: "PASS", False: "FAIL", None: "n/a"}[self.passed]
-
-
-def fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
-
-
-def find(measurements: list[Measurement], scenario: str, target: str) -> Measurement | None:
-    return next((m for m in measurements if m.scenario == scenario and m.target == target), None)
 
 
 def representative(runs: list[Measurement]) -> list[Measurement]:
@@ -55,59 +35,46 @@ def representative(runs: list[Measurement]) -> list[Measurement]:
     return chosen
 
 
-def ratio(gateway: Measurement | None, reference: Measurement | None) -> float | None:
-    if gateway is None or reference is None or gateway.load is None or reference.load is None:
-        return None
-    return gateway.load.rps / reference.load.rps if reference.load.rps > 0 else None
-
-
-def judge(scenario: Scenario, measurements: list[Measurement]) -> Verdict:
-    gw, ref = find(measurements, scenario.name, "gateway"), find(measurements, scenario.name, "reference")
-    r = ratio(gw, ref)
-
-    def verdict(passed: bool | None, reason: str) -> Verdict:
-        return Verdict(scenario.name, scenario.goal, r, passed, reason)
-
-    if gw is None:
-        return verdict(None, "gateway not measured")
-    if gw.load is None:
-        return verdict(False, f"gateway failed: {(gw.failure or '').splitlines()[0][:160]}")
-    if gw.load.errors or not gw.load.requests:
-        return verdict(False, f"gateway: {gw.load.errors} errors, {gw.load.requests} requests")
-    if scenario.min_ratio is None:
-        return verdict(True, f"{scenario.connections} connections, 0 errors, p99 {gw.load.p99_ms:,.0f} ms")
-    if ref is None or ref.load is None or ref.load.errors:
-        return verdict(None, "no valid reference measurement to compare with")
-    assert r is not None
-    ok = r >= scenario.min_ratio
-    return verdict(ok, f"{r:.2f}x reference req/s ({'>=' if ok else '<'} {scenario.min_ratio}x)")
-
-
 def results_table(scenarios: list[Scenario], measurements: list[Measurement]) -> str:
+    """Every measurement: throughput, latency, the target's CPU per request and its memory."""
     rows = [
-        "| scenario | target | req/s | p50 ms | p99 ms | errors | CPU-ms/req | peak RSS MB | target CPU % |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | target | req/s | p50 ms | p99 ms | errors | CPU-ms/req | idle RSS MB | peak RSS MB "
+        "| RSS growth / in flight | target CPU % |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for scenario in scenarios:
         for m in (m for m in measurements if m.scenario == scenario.name):
             if m.load is None:
-                rows.append(f"| {scenario.title} | {m.target} | failed | - | - | - | - | - | - |")
+                rows.append(f"| {scenario.title} | {m.target} | failed |" + " - |" * 8)
                 continue
+            growth = growth_ratio(scenario, m)
             rows.append(
-                f"| {scenario.title} | {m.target} | {fmt(m.load.rps, 0)} | {fmt(m.load.p50_ms)} | "
-                f"{fmt(m.load.p99_ms)} | {m.load.errors} | {fmt(m.cpu_ms_per_req, 3)} | "
-                f"{fmt(m.peak_rss_mb)} | {fmt(m.target_cpu_pct, 0)} |"
+                f"| {scenario.title} | {m.target} | {fmt(m.load.rps, 1 if scenario.image_bytes else 0)} | "
+                f"{fmt(m.load.p50_ms)} | {fmt(m.load.p99_ms)} | {m.load.errors} | "
+                f"{fmt(m.cpu_ms_per_req, 2 if scenario.image_bytes else 3)} | {fmt(m.idle_rss_mb)} | "
+                f"{fmt(m.peak_rss_mb)} | {'-' if growth is None else f'{growth:.2f}x'} | "
+                f"{fmt(m.target_cpu_pct, 0)} |"
             )
     return "\n".join(rows)
 
 
-def verdict_table(scenarios: list[Scenario], verdicts: list[Verdict], versus: str = "reference") -> str:
-    rows = [f"| scenario | gateway/{versus} req/s | goal | verdict | detail |", "|---|---:|---|---|---|"]
+def verdict_table(scenarios: list[Scenario], verdicts: list[Verdict]) -> str:
+    """One row per judged scenario: the figure its target is about, the target, PASS/FAIL and why."""
+    rows = ["| scenario | measured | target | verdict | detail |", "|---|---|---|---|---|"]
     titles = {s.name: s.title for s in scenarios}
     for v in verdicts:
-        ratio_text = "-" if v.ratio is None else f"{v.ratio:.2f}x"
-        rows.append(f"| {titles[v.scenario]} | {ratio_text} | {v.goal} | **{v.label}** | {v.reason} |")
+        title = titles[v.scenario] + (" (extra)" if v.extra else "")
+        rows.append(f"| {title} | {v.measured or '-'} | {v.goal} | **{v.label}** | {v.reason} |")
     return "\n".join(rows)
+
+
+def storage_notes(scenarios: list[Scenario], measurements: list[Measurement]) -> list[str]:
+    out: list[str] = []
+    for scenario in (s for s in scenarios if s.rehost):
+        for m in (m for m in measurements if m.scenario == scenario.name and m.load is not None):
+            if (problem := storage_problem(scenario, m)) is not None:
+                out.append(f"{scenario.name}/{m.target}: {problem}")
+    return out
 
 
 def notes(
@@ -136,7 +103,8 @@ def _contention(
         foreign = busy[target_core] - m.target_cpu_pct
         if foreign > FOREIGN_CPU_PCT:
             out.append(f"{where}: ~{foreign:.0f}% of the target's core went to other work (noisy machine?)")
-    if scenario.min_ratio is None or m.target_cpu_pct is None or m.target_cpu_pct >= SATURATED_CPU_PCT:
+    throughput = scenario.min_ratio is not None and scenario.pinned
+    if not throughput or m.target_cpu_pct is None or m.target_cpu_pct >= SATURATED_CPU_PCT:
         return out
     load_busy = busy.get(load_core, 0.0) if load_core is not None else 0.0
     cause = f"the load core was {load_busy:.0f}% busy" if load_busy else "the load side may be the bottleneck"

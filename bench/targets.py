@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bench.procs import Children, StartError, free_port, log_tail, wait_until_ready
+from bench.scenarios import GEMINI_MODEL, IMAGE_MODEL, MODEL
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -24,6 +25,8 @@ BASELINE_KEY = "sk-bench-baseline"
 S3_BUCKET = "bench"
 PUBLIC_BASE_URL = "http://cdn.invalid/bench"  # image URLs need no presigning and point nowhere
 SETUP_TIMEOUT_S = 120.0
+# GPT image models refuse `response_format`: the operator marks the channel so, and no call is wasted on it
+CHANNEL_OPTIONS = "    response_format: unsupported\n"
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class StartContext:
     log_dir: Path
     python: str
     services: dict[str, str] = field(default_factory=dict)  # helper name -> base URL, e.g. "s3"
+    workers: int = 1  # `gateway serve --workers N`; the bare proxies have one process
 
 
 @dataclass(frozen=True)
@@ -74,12 +78,6 @@ class _ProxyTarget:
     def extra_args(self, ctx: StartContext) -> list[str]:
         return []
 
-    def _pricing(self) -> str:
-        if not self.billing:
-            return ""
-        models = (*self.models, *self.gemini_models)
-        return PRICING.format(models="".join(PRICE.format(model=json.dumps(m)) for m in models))
-
     def start(self, ctx: StartContext) -> Running:
         port = free_port()
         argv = [
@@ -99,7 +97,7 @@ class _ProxyTarget:
 
 
 class ReferenceTarget(_ProxyTarget):
-    """bench/reference_proxy.py: aiohttp, one key, forward, nothing else."""
+    """bench/reference_proxy.py: aiohttp, one key, forward (chat, and images passed through), nothing else."""
 
     script = "reference_proxy.py"
     key = REFERENCE_KEY
@@ -169,9 +167,9 @@ class GatewayTarget:
 
     def __init__(
         self,
-        models: tuple[str, ...] = ("bench-model",),
-        channel_options: str = "",
-        gemini_models: tuple[str, ...] = ("gemini-bench",),
+        models: tuple[str, ...] = (MODEL, IMAGE_MODEL),
+        channel_options: str = CHANNEL_OPTIONS,
+        gemini_models: tuple[str, ...] = (GEMINI_MODEL,),
         billing: bool = False,
     ) -> None:
         self.name = "gateway"
@@ -234,6 +232,8 @@ class GatewayTarget:
         )
         key = parse_token_key(out)
         argv = [ctx.python, "-m", "gateway", "serve", "--config", str(config)]
+        if ctx.workers > 1:
+            argv += ["--workers", str(ctx.workers)]
         proc = ctx.children.spawn(argv, log=log, cpu=ctx.cpu, env=child_env(), cwd=REPO_DIR)
         base_url = f"http://127.0.0.1:{port}"
         wait_until_ready(f"{base_url}/healthz", proc, log)
@@ -253,19 +253,21 @@ def parse_token_key(stdout: str) -> str:
     raise StartError(f"`gateway tokens create --json` printed no JSON object with a key: {stdout[:500]!r}")
 
 
-def make_targets(names: list[str], gateway_impl: str, billing: bool = False) -> list[Target]:
-    """`gateway_impl="reference"` puts the reference proxy in the gateway's seat: a harness self-test whose
-    ratios should come out near 1.0."""
+def make_targets(names: list[str], gateway_impl: str = "gateway", billing: bool = False) -> list[Target]:
+    """`gateway_impl="reference"` (or "baseline") puts that proxy in the gateway's seat: a harness self-test
+    whose ratios should come out near 1.0."""
     targets: list[Target] = []
     for name in names:
-        if name == "gateway":
-            targets.append(
-                GatewayTarget(billing=billing)
-                if gateway_impl == "gateway"
-                else ReferenceTarget("gateway", "reference proxy in the gateway seat")
-            )
+        if name == "gateway" and gateway_impl == "reference":
+            targets.append(ReferenceTarget("gateway", "reference proxy in the gateway seat"))
+        elif name == "gateway" and gateway_impl == "baseline":
+            targets.append(BaselineRehostTarget("gateway", "baseline proxy in the gateway seat"))
+        elif name == "gateway":
+            targets.append(GatewayTarget(billing=billing))
         elif name == "reference":
             targets.append(ReferenceTarget())
+        elif name == "baseline":
+            targets.append(BaselineRehostTarget())
         else:
-            raise ValueError(f"unknown target {name!r}; choose from gateway, reference")
+            raise ValueError(f"unknown target {name!r}; choose from gateway, reference, baseline")
     return targets

@@ -1,5 +1,5 @@
 """Smoke test of the benchmark's parts: fake upstream, reference proxy and Python load driver, over loopback;
-and the verdict rules on made-up measurements."""
+and the choice of a representative round."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import pytest
 from bench.drivers import LoadResult, LoadSpec, run_load
 from bench.measure import Measurement
 from bench.procs import Children, free_port, http_call, wait_until_ready
-from bench.report import judge, representative
-from bench.scenarios import SCENARIOS
+from bench.report import representative
 from bench.targets import BENCH_DIR, parse_token_key
 
 UPSTREAM_KEY = "sk-upstream-test"
@@ -108,20 +107,6 @@ def result(rps: float, errors: int = 0) -> LoadResult:
     return LoadResult(
         "wrk", requests=int(rps * 10), duration_s=10, rps=rps, p50_ms=1, p99_ms=2, max_ms=3, errors=errors
     )
-
-
-def test_verdicts() -> None:
-    small, slow, _ = SCENARIOS
-    runs = [
-        Measurement("small", "gateway", load=result(400)),
-        Measurement("small", "reference", load=result(1000)),
-        Measurement("slow", "gateway", load=result(250)),
-        Measurement("slow", "reference", load=result(250, errors=3)),
-    ]
-    assert judge(small, runs).passed is False  # 0.4x < 0.5x
-    assert judge(slow, runs).passed is True  # only the gateway's errors matter here
-    runs[0] = Measurement("small", "gateway", load=result(600, errors=1))
-    assert judge(small, runs).passed is False  # fast but not clean
 
 
 def test_representative_is_the_median_round() -> None:
