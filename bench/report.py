@@ -99,6 +99,10 @@ def _contention(
 ) -> list[str]:
     out: list[str] = []
     busy = m.core_busy_pct or {}
+    if not scenario.pinned:  # every process floats: only the whole machine's load says anything
+        cores = ", ".join(f"{b:.0f}%" for _, b in sorted(busy.items()))
+        cpu = f"{m.target_cpu_pct:.0f}%" if m.target_cpu_pct is not None else "-"
+        return [f"{where} (unpinned): the cores were {cores} busy, the gateway's processes used {cpu} of one"]
     if target_core is not None and m.target_cpu_pct is not None and target_core in busy:
         foreign = busy[target_core] - m.target_cpu_pct
         if foreign > FOREIGN_CPU_PCT:

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.__main__ import BENCH
 from bench.drivers import LoadResult, LoadSpec, run_load
 from bench.measure import Measurement
 from bench.procs import Children, free_port, http_call, wait_until_ready
 from bench.report import representative
+from bench.runner import parse_args, plan, profiled
 from bench.targets import BENCH_DIR, parse_token_key
 
 UPSTREAM_KEY = "sk-upstream-test"
@@ -123,3 +125,14 @@ def test_token_key_from_cli_output() -> None:
     assert parse_token_key('migrating...\n{"key": "sk-def"}\n') == "sk-def"
     with pytest.raises(RuntimeError):
         parse_token_key("created token 1\n")
+
+
+def test_one_command_plans_every_scenario_and_the_profiles() -> None:
+    args = parse_args(BENCH, ["--quick", "--profile", "small-chat,rehost-16mb"])
+    scenarios = plan(BENCH, args)
+    durations = {s.name: s.duration_s for s in scenarios}
+    assert durations["small-chat"] == 3 and durations["pass-16mb"] == 4 and durations["slow-chat"] == 5
+    assert {"scaling-1w", "scaling-2w", "gemini-4k"} <= set(durations)
+    assert profiled(args, scenarios) == {"small-chat", "rehost-16mb"}
+    with pytest.raises(SystemExit):
+        profiled(parse_args(BENCH, ["--scenarios", "small-chat", "--profile", "rehost-16mb"]), scenarios[:1])
