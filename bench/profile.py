@@ -35,7 +35,7 @@ def start(
 ) -> subprocess.Popen[bytes]:
     """Sample `pid` and its subprocesses for `duration_s` seconds into the SVG `out`."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    argv = [py_spy(), "record", "--pid", str(pid), "--subprocesses", "--output", str(out)]
+    argv = [py_spy(), "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--output", str(out)]
     argv += [
         "--format",
         "flamegraph",
