@@ -221,8 +221,10 @@ def report(
     print("\n| check | verdict | detail |\n|---|---|---|")
     for c in checks:
         print(f"| {c.name} | **{'PASS' if c.passed else 'FAIL'}** | {c.detail} |")
-    kinds = driver.get("kinds") or {}
-    print(f"\nper kind: {json.dumps(kinds)}")
+    kinds: dict[str, dict[str, float]] = driver.get("kinds") or {}  # type: ignore[assignment]
+    print("\n| kind | answered | p50 ms | p99 ms |\n|---|---:|---:|---:|")
+    for kind, k in kinds.items():
+        print(f"| {kind} | {k['ok']:,.0f} | {k['p50_ms']:.1f} | {k['p99_ms']:.1f} |")
     path = args.results_dir / f"soak-{stamp}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {
