@@ -15,12 +15,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as `python bench/chat.py`: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.runner import Command, entry, main  # noqa: E402
+from bench.runner import Command, entry  # noqa: E402
+from bench.runner import main as run_main  # noqa: E402
 from bench.scenarios import CHAT_SCENARIOS  # noqa: E402
 
 CHAT = Command("chat", "Chat benchmark", CHAT_SCENARIOS, "gateway,reference", "reference", __doc__ or "")
 
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(CHAT, argv)
+
+
 if __name__ == "__main__":
     entry(CHAT)
-
-__all__ = ["CHAT", "main"]

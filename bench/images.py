@@ -19,14 +19,18 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as `python bench/images.py`: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.runner import Command, entry, main  # noqa: E402
+from bench.runner import Command, entry  # noqa: E402
+from bench.runner import main as run_main  # noqa: E402
 from bench.scenarios import IMAGE_SCENARIOS  # noqa: E402
 
 IMAGES = Command(
     "images", "Images benchmark", IMAGE_SCENARIOS, "gateway,reference,baseline", "baseline", __doc__ or ""
 )
 
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(IMAGES, argv)
+
+
 if __name__ == "__main__":
     entry(IMAGES)
-
-__all__ = ["IMAGES", "main"]
