@@ -55,8 +55,9 @@ class Coalescer(Generic[R]):
         pending = Pending(amount, asyncio.get_running_loop().create_future())
         queue = self._queues.get(token_id)
         if queue is None:
-            self._queues[token_id] = [pending]
-            self._spawn(self._work(token_id))
+            queue = self._queues[token_id] = [pending]
+            worker = self._spawn(self._work(token_id))
+            worker.add_done_callback(lambda _: self._abandon(token_id, queue))
         else:
             queue.append(pending)
         return pending.future
@@ -78,3 +79,10 @@ class Coalescer(Generic[R]):
                         pending.fail(exc)
         finally:
             del self._queues[token_id]
+
+    def _abandon(self, token_id: str, queue: list[Pending[R]]) -> None:
+        """A worker cancelled before it ever ran (at shutdown) leaves its queue: cancel what waits in it."""
+        if self._queues.get(token_id) is queue:
+            del self._queues[token_id]
+            for pending in queue:
+                pending.future.cancel()

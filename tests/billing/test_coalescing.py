@@ -6,13 +6,15 @@ Statements are counted on the engine (SQLite, and PostgreSQL when GATEWAY_TEST_P
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
+from gateway.billing.coalesce import Coalescer, Pending
 from gateway.billing.ledger import QuotaLedger
 from gateway.db import repositories as repo
 from gateway.db.repositories import Executor
@@ -181,3 +183,29 @@ async def test_a_failed_settlement_batch_is_retried_whole(sessions: Sessions, up
     tasks = [ledger.settle("tok_t", reserved=10_000, cost=c) for c in (0, 0, 12_000)]
     assert await asyncio.gather(*(t for t in tasks if t is not None)) == [0, 0, 0]
     assert await state(sessions, "tok_t") == (None, 12_000)
+
+
+async def test_a_worker_cancelled_before_it_runs_leaves_nothing_behind() -> None:
+    """At shutdown a worker may be cancelled before its first step: its waiters are cancelled, and the
+    token's next request starts a new worker."""
+    decided: list[list[int]] = []
+
+    async def decide(token_id: str, batch: list[Pending[bool]]) -> None:
+        decided.append([p.amount for p in batch])
+        for pending in batch:
+            pending.resolve(True)
+
+    workers: list[asyncio.Task[None]] = []
+
+    def spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        workers.append(asyncio.ensure_future(coro))
+        return workers[-1]
+
+    coalescer = Coalescer[bool](decide, spawn)
+    first = coalescer.submit("tok", 1)
+    workers[0].cancel()
+    await asyncio.wait(workers)
+    await asyncio.sleep(0)  # one turn: the worker's done callbacks run
+    assert first.cancelled()
+    assert await coalescer.submit("tok", 2) is True
+    assert decided == [[2]]
