@@ -1,12 +1,19 @@
-"""Reserve and settle (§6.5): a token's quota moves in single short transactions, never across a call.
+"""Reserve and settle (§6.5): a token's quota moves in short transactions, never across a call.
 
-- `reserve` is one conditional UPDATE: it adds the estimate to `used` only if the quota covers it.
-  It runs in a task of its own, so a request cancelled while it waits cannot leave a reservation
-  behind: the task refunds what it reserved.
+The requests of one token are decided in batches (`coalesce.Coalescer`: those queued in the same
+event-loop turn, or while the token's previous statement runs), one transaction per batch:
+
+- `reserve` is one conditional UPDATE for the whole batch: it adds the sum of the estimates to `used`
+  only if the quota covers it. When it does not, the same transaction decides them one at a time in
+  arrival order, so the outcome is the serial one: exactly the requests that fit succeed, never below
+  zero. A request that follows a refused one and asks as much or more is refused without a statement.
+  A request cancelled while it waits cannot leave a reservation behind: it is refunded when granted.
 - `settle` charges the difference between the real cost and the reservation: a refund, an extra charge
   the quota covers, or, when it cannot, the quota down to exactly zero and the rest returned as the
-  shortfall. A settlement the database refuses is retried in the background until it is applied;
-  `drain` waits for the ones still running when the process stops.
+  shortfall. A batch's refunds are one statement and its extra charges one more when their sum fits
+  (refunds first); otherwise each charge is settled on its own. A settlement the database refuses is
+  retried in the background until it is applied; `drain` waits for the ones still running when the
+  process stops.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from gateway.billing.coalesce import Coalescer, Pending
 from gateway.db import repositories as repo
 from gateway.errors import ServiceUnavailable
 
@@ -37,6 +45,8 @@ class QuotaLedger:
         self._max_retry_delay = max_retry_delay
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._reserves = Coalescer[bool](self._reserve_batch, self._spawn)
+        self._settles = Coalescer[int](self._settle_batch, self._spawn)
 
     @property
     def pending(self) -> int:
@@ -44,11 +54,11 @@ class QuotaLedger:
 
     async def reserve(self, token_id: str, micro_usd: int) -> bool:
         """Take `micro_usd` from the token's quota now, or say that it does not cover it."""
-        task = self._spawn(self._reserve(token_id, micro_usd))
+        decided = self._reserves.submit(token_id, micro_usd)
         try:
-            return await asyncio.shield(task)
+            return await asyncio.shield(decided)
         except asyncio.CancelledError:
-            task.add_done_callback(lambda t: self._undo(t, token_id, micro_usd))
+            decided.add_done_callback(lambda f: self._undo(f, token_id, micro_usd))
             raise
 
     def settle(self, token_id: str, reserved: int, cost: int) -> asyncio.Task[int] | None:
@@ -87,25 +97,52 @@ class QuotaLedger:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _undo(self, task: asyncio.Task[bool], token_id: str, micro_usd: int) -> None:
-        if not task.cancelled() and task.exception() is None and task.result():
+    def _undo(self, decided: asyncio.Future[bool], token_id: str, micro_usd: int) -> None:
+        if not decided.cancelled() and decided.exception() is None and decided.result():
             self.settle(token_id, micro_usd, 0)
 
-    async def _reserve(self, token_id: str, micro_usd: int) -> bool:
+    async def _reserve_batch(self, token_id: str, batch: list[Pending[bool]]) -> None:
         try:
-            async with self._engine.begin() as session:
-                return await repo.charge_within_quota(session, token_id, micro_usd)
+            async with self._engine.begin() as conn:
+                granted = await _grant(conn, token_id, [p.amount for p in batch])
         except (SQLAlchemyError, OSError):
-            log.exception("reserving quota for token %s failed", token_id)
-            raise ServiceUnavailable(
-                "The quota cannot be checked right now; try again shortly.", code="quota_unavailable"
-            ) from None
+            log.exception("reserving quota for token %s failed (%d request(s))", token_id, len(batch))
+            for pending in batch:
+                pending.fail(
+                    ServiceUnavailable(
+                        "The quota cannot be checked right now; try again shortly.", code="quota_unavailable"
+                    )
+                )
+            return
+        for pending, ok in zip(batch, granted, strict=True):
+            pending.resolve(ok)
+
+    async def _settle_batch(self, token_id: str, batch: list[Pending[int]]) -> None:
+        """Refunds first (one statement), then the extra charges: one statement if their sum fits, else
+        one at a time (each may take the quota to zero and come back with a shortfall)."""
+        refunds = [p for p in batch if p.amount < 0]
+        charges = [p for p in batch if p.amount > 0]
+        async with self._engine.begin() as conn:
+            if refunds:
+                await repo.refund_used(conn, token_id, -sum(p.amount for p in refunds))
+            fits = bool(charges) and await repo.charge_within_quota(
+                conn, token_id, sum(p.amount for p in charges)
+            )
+        for pending in (*refunds, *charges) if fits else refunds:
+            pending.resolve(0)
+        if fits:
+            return
+        for pending in charges:  # the sum does not fit: in arrival order, as if one after the other
+            try:
+                pending.resolve(await self._apply(token_id, pending.amount, tried=len(charges) == 1))
+            except (SQLAlchemyError, OSError) as exc:
+                pending.fail(exc)  # its settlement retries it; the next ones are still tried
 
     async def _settle(self, token_id: str, delta: int) -> int:
         delay = 0.05
         while True:
             try:
-                return await self._apply(token_id, delta)
+                return await self._settles.submit(token_id, delta)
             except (SQLAlchemyError, OSError):
                 if self._stopping:
                     log.exception("settling %d micro-USD on token %s failed at shutdown", delta, token_id)
@@ -114,15 +151,15 @@ class QuotaLedger:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._max_retry_delay)
 
-    async def _apply(self, token_id: str, delta: int) -> int:
-        if delta < 0:
-            async with self._engine.begin() as session:
-                await repo.refund_used(session, token_id, -delta)
-            return 0
+    async def _apply(self, token_id: str, delta: int, tried: bool = False) -> int:
+        """An extra charge on its own: within the quota, or the quota to exactly zero and the shortfall.
+        `tried`: the plain charge was just refused, go straight to reading the quota."""
         for _ in range(CAS_ROUNDS):
-            async with self._engine.begin() as session:
-                if await repo.charge_within_quota(session, token_id, delta):
-                    return 0
+            if not tried:
+                async with self._engine.begin() as session:
+                    if await repo.charge_within_quota(session, token_id, delta):
+                        return 0
+            tried = False
             async with self._engine.begin() as session:
                 state = await repo.quota_state(session, token_id)
             if state is None:
@@ -138,3 +175,21 @@ class QuotaLedger:
                     return delta - room
         log.error("settling token %s: the quota kept changing; %d micro-USD not charged", token_id, delta)
         return delta
+
+
+async def _grant(conn: AsyncConnection, token_id: str, amounts: list[int]) -> list[bool]:
+    """Which of the reservations, in arrival order, the quota covers: all in one statement when their sum
+    fits, else one at a time in this transaction (a request that asks as much as a refused one, or more, is
+    refused without a statement: at that moment it would not have fit either)."""
+    if await repo.charge_within_quota(conn, token_id, sum(amounts)):
+        return [True] * len(amounts)
+    if len(amounts) == 1:
+        return [False]
+    granted: list[bool] = []
+    refused: int | None = None  # the smallest amount refused so far
+    for amount in amounts:
+        ok = (refused is None or amount < refused) and await repo.charge_within_quota(conn, token_id, amount)
+        if not ok:
+            refused = amount if refused is None else min(refused, amount)
+        granted.append(ok)
+    return granted

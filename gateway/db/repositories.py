@@ -134,16 +134,18 @@ async def charge_within_quota(session: Executor, token_id: str, micro_usd: int) 
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+_LESS_USED = Token.used_micro_usd - bindparam("micro_usd")
+_REFUND_USED = (
+    update(Token)
+    .where(Token.id == bindparam("token_id"))
+    .values(used_micro_usd=case((_LESS_USED < 0, 0), else_=_LESS_USED))
+    .execution_options(synchronize_session=False)
+)
+
+
 async def refund_used(session: Executor, token_id: str, micro_usd: int) -> None:
     """Take back part of `used` (never below zero)."""
-    less = Token.used_micro_usd - micro_usd
-    stmt = (
-        update(Token)
-        .where(Token.id == token_id)
-        .values(used_micro_usd=case((less < 0, 0), else_=less))
-        .execution_options(synchronize_session=False)
-    )
-    await session.execute(stmt)
+    await session.execute(_REFUND_USED, {"token_id": token_id, "micro_usd": micro_usd})
 
 
 async def quota_state(session: Executor, token_id: str) -> tuple[int | None, int] | None:
