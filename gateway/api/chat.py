@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import logs
+from gateway.api.answers import JSONBytes
 from gateway.api.deps import authenticate, read_json, request_id, runtime_of, until_disconnect, validate
 from gateway.api.keepalive import KeepaliveResponse, interval
 from gateway.api.schemas.chat import ChatCompletionRequest, plain_request
@@ -47,11 +48,11 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
     result = await until_disconnect(request, work)
     if result is None:
         return Response(status_code=CLIENT_CLOSED)
-    return Response(orjson.dumps(result), media_type="application/json")
+    return JSONBytes(orjson.dumps(result))
 
 
 async def _answer(work: Awaitable[JSONObject]) -> Response:
-    return Response(orjson.dumps(await work), media_type="application/json")
+    return JSONBytes(orjson.dumps(await work))
 
 
 ROUTES = {"/v1/chat/completions": chat_completions, "/v1beta/openai/chat/completions": chat_completions}
