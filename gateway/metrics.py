@@ -94,9 +94,18 @@ def outcome(upstream_status: int | None, code: str | None) -> str:
     return "error"
 
 
+_attempt_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+
+
 def attempt(channel: str, result: str, seconds: float) -> None:
-    ATTEMPTS.labels(channel, result).inc()
-    UPSTREAM_LATENCY.labels(channel, result).observe(seconds)
+    key = (channel, result)
+    children = _attempt_children.get(key)
+    if children is None:
+        children = ATTEMPTS.labels(channel, result), UPSTREAM_LATENCY.labels(channel, result)
+        if len(_attempt_children) < _CACHE_LIMIT:
+            _attempt_children[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def failover(channel: str) -> None:

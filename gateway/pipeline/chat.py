@@ -161,14 +161,16 @@ async def _relay(
         await ledger.reserve()
         upstream, target = await open_upstream()
         images = _settle(rt, ledger, req, target, field)
+        gemini = isinstance(upstream, GeminiStream)
         if isinstance(upstream, GeminiStream):
             events = chat_gemini.relay(rt, ledger, req.model, upstream, field, req.include_usage)
         else:
-            events = _relay_openai(ledger, req, upstream, target, images, field)
+            events = _relay_openai(ledger, req, upstream, target, images, field)  # ends with DONE
         async with contextlib.aclosing(events):
             async for out in events:
                 yield out
-        yield DONE
+        if gemini:
+            yield DONE
         await ledger.done()
     except GatewayError as exc:
         ledger.close(exc)
@@ -193,10 +195,25 @@ async def _relay_openai(
     model_bytes: dict[str, bytes] = {}
     finished = done = False
     async for batch in upstream.batches():
-        outs = []
-        for _, data in batch:
+        if done:  # the stream reads its body to the end, so that its connection is kept: nothing to relay
+            continue
+        outs: list[bytes] = []
+        datas = [data for _, data in batch]
+        i, count, tried = 0, len(datas), False
+        while i < count:
+            if not tried and model_bytes and count - i > _PLAIN_RUN_MIN:
+                tried = True  # the last two events (usage, `[DONE]`) are left to the event by event path
+                plain = _plain_events(datas[i : count - 2], req, model_bytes)
+                if plain is not None:
+                    outs.append(plain)
+                    finished = finished or _has_finish_reason(plain)
+                    i = count - 2
+                    continue
+            data = datas[i]
+            i += 1
             if data == b"[DONE]":
                 done = True
+                outs.append(DONE)  # in the same write as the last events
                 break
             if not finished:
                 finished = _has_finish_reason(data)
@@ -208,12 +225,36 @@ async def _relay_openai(
         if outs:
             ledger.ttfb()
             yield outs[0] if len(outs) == 1 else b"".join(outs)
-        if done:
-            break
     if not (done or finished):
         raise UpstreamStreamInterrupted(
             f"channel {target.channel.name}: the upstream's stream stopped before its end"
         )
+    if not done:
+        yield DONE
+
+
+_PLAIN_RUN_MIN = 5  # events in a read before a search over them all pays off
+
+
+def _plain_events(datas: list[bytes], req: ChatRequest, model_bytes: dict[str, bytes]) -> bytes | None:
+    """The SSE bytes of events that need no more than the client's model name, from one search over them
+    all instead of a few per event (an upstream's burst: 20 events in one read). None when one of them
+    needs more: usage, images, `[DONE]`, a model name spelt otherwise; those go event by event."""
+    blob = b"\n\ndata: ".join(datas)
+    if b'"usage"' in blob and not req.include_usage:
+        blob = blob.replace(b',"usage":null', b"")
+    old = model_bytes["old"]
+    if (
+        b'"usage"' in blob
+        or b"![" in blob
+        or b'"images"' in blob
+        or b"[DONE]" in datas
+        or blob.count(old) != len(datas)
+    ):
+        return None
+    if old != model_bytes["new"]:
+        blob = blob.replace(old, model_bytes["new"])
+    return b"data: " + blob + b"\n\n"
 
 
 def _has_finish_reason(data: bytes) -> bool:

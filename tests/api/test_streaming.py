@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
 
+from gateway.api import streaming
 from gateway.api.streaming import KEEPALIVE, DisconnectWatch, SSEResponse
 from gateway.errors import UpstreamError
 
@@ -177,3 +179,24 @@ async def test_a_crash_before_any_event_is_a_500_in_the_error_shape() -> None:
     sent = await run(SSEResponse(failing([], KeyError("x")), 10.0), never_disconnects())
     assert sent[0]["status"] == 500
     assert orjson.loads(sent[1]["body"])["error"]["code"] == "internal_error"
+
+
+async def test_delayed_watches_share_one_timer_and_start_only_when_due() -> None:
+    """A watch over before its delay never reads from the client; a longer one does, and is cancelled."""
+
+    async def must_not_read() -> dict[str, str]:
+        raise AssertionError("a watch that ended before its delay must not start its watcher")
+
+    async def gone() -> dict[str, str]:
+        return {"type": "http.disconnect"}
+
+    loop = asyncio.get_running_loop()
+    with contextlib.ExitStack() as stack:
+        for _ in range(50):
+            stack.enter_context(DisconnectWatch(must_not_read, delay=0.05))
+        pending = streaming._pending[loop][0.05]
+        assert len(pending.since) == 50 and pending.timer is not None  # one timer for them all
+    assert not pending.since
+    with DisconnectWatch(gone, delay=0.05) as watch:
+        await asyncio.Event().wait()  # only the watch's cancellation ends this
+    assert watch.disconnected

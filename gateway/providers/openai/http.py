@@ -7,6 +7,8 @@ Errors are raised outside `except` blocks, so they carry no chain back to the fr
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -125,8 +127,16 @@ def _stream_error(data: bytes, channel: ChannelSettings) -> UpstreamError | None
     return BadUpstreamResponse(f"channel {channel.name}: the upstream's stream sent an error: {message}")
 
 
+# After `[DONE]`, what may still come before the body ends (the chunked encoding's last chunk, usually in
+# the same read): waited for this long, read up to this much. Then the connection goes back to the pool;
+# an upstream that sends more, or not its end, has its connection closed instead.
+_END_WAIT_SECONDS = 1.0
+_END_BYTES = 64 * 1024
+
+
 class OpenAIStream:
-    """An opened SSE response; closing it closes the upstream connection."""
+    """An opened SSE response; closing it closes the upstream connection. A stream read to its `[DONE]`
+    (and its body's end) leaves the connection open, in the session's pool, for the next request."""
 
     def __init__(self, response: aiohttp.ClientResponse, target: Target, max_event_bytes: int) -> None:
         self._response = response
@@ -148,12 +158,27 @@ class OpenAIStream:
                     yield batch
                 if failure is not None:
                     break
+                if any(data == b"[DONE]" for _, data in batch):
+                    await self._read_to_end()
+                    break
         except (aiohttp.ClientError, TimeoutError) as exc:
             failure = transport_error(exc, self._target)
         finally:
             self._response.close()
         if failure is not None:
             raise failure
+
+    async def _read_to_end(self) -> None:
+        """Read what follows `[DONE]` (bounded): aiohttp then sees the body end and pools the connection."""
+        content = self._response.content
+        left = _END_BYTES
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with asyncio.timeout(_END_WAIT_SECONDS):
+                while left > 0 and not content.at_eof():
+                    chunk = await content.readany()
+                    if not chunk:
+                        break
+                    left -= len(chunk)
 
     async def events(self) -> AsyncIterator[SSEEvent]:
         async for batch in self.batches():

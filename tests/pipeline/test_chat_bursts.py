@@ -1,0 +1,49 @@
+"""Events that arrive in one read (a burst) are relayed as the same bytes as events arriving one by one:
+the search over a whole burst (`_plain_events`) gives what the event by event path gives."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway.pipeline.chat import DONE, _relay
+from tests.pipeline.test_chat import CHUNKS, FakeStream, collect, make_ledger, opened, request
+
+
+class BurstStream(FakeStream):
+    """Every event in one batch, as when the upstream's whole answer comes in one read."""
+
+    async def batches(self) -> AsyncIterator[list[tuple[bytes | None, bytes]]]:
+        yield [(None, item) for item in self.items if isinstance(item, bytes)]
+
+
+def _events(usage_null: bool, content: str = "Hi") -> list[bytes]:
+    first, middle, last, usage = CHUNKS[0], CHUNKS[1], CHUNKS[-2], CHUNKS[-1]
+    body = [first] + [{**middle, "choices": [{**middle["choices"][0], "delta": {"content": content}}]}] * 12
+    events = [{k: v for k, v in c.items() if usage_null or k != "usage"} for c in [*body, last]]
+    return [orjson.dumps({**e, "model": "upstream-model-2024"}) for e in [*events, usage]] + [b"[DONE]"]
+
+
+async def _relayed(stream: FakeStream, include_usage: bool) -> tuple[bytes, Any]:
+    ledger, submitted = make_ledger()
+    out = await collect(_relay(ledger.rt, ledger, request(include_usage), lambda: opened(stream)))
+    return b"".join(out), submitted[0]
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize("usage_null", [False, True])
+@pytest.mark.parametrize("content", ["Hi", "see ![x](http://h/i.png)", "[DONE]"])
+async def test_a_burst_is_relayed_as_the_same_bytes_as_single_events(
+    include_usage: bool, usage_null: bool, content: str
+) -> None:
+    events = _events(usage_null, content)
+    burst, burst_record = await _relayed(BurstStream(events), include_usage)
+    single, single_record = await _relayed(FakeStream(events), include_usage)
+    assert burst == single
+    relayed = len(events) - 1 - (not include_usage)  # [DONE], and the usage chunk unless asked for
+    assert burst.endswith(DONE) and burst.count(b'"model":"my-model"') == relayed
+    assert b"upstream-model-2024" not in burst
+    assert burst_record.usage == single_record.usage and burst_record.usage.total_tokens == 12
