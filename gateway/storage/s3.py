@@ -32,7 +32,11 @@ def make_client(settings: S3Settings) -> S3Client:
     """A client for the configured endpoint; its connection pool is shared by the worker threads."""
     config = Config(
         signature_version="s3v4",
-        s3={"addressing_style": settings.addressing_style},
+        # Explicit either way: botocore would otherwise hash every upload, https included (no checksum).
+        s3={
+            "addressing_style": settings.addressing_style,
+            "payload_signing_enabled": settings.payload_signed,
+        },
         retries={"mode": "standard", "max_attempts": 1},
         connect_timeout=10,
         read_timeout=60,
