@@ -4,14 +4,16 @@ SHA-256 of the body over plain http unless told `never`; over https `UNSIGNED-PA
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 from collections.abc import AsyncIterator
 
+import botocore.auth
 import pytest
 from pydantic import SecretStr
 
 from gateway.settings import S3Settings
-from gateway.storage.s3 import S3Store
+from gateway.storage.s3 import S3Store, make_client
 from tests.images.samples import png
 
 
@@ -80,3 +82,26 @@ async def test_the_upload_carries_the_payload_hash_it_is_told_to(
 )
 def test_auto_hashes_only_over_plain_http(endpoint: str | None, sign_payload: str, signed: bool) -> None:
     assert settings(endpoint, sign_payload).payload_signed is signed
+
+
+@pytest.mark.parametrize("sign_payload", ["auto", "never"])
+async def test_the_upload_is_signed_as_boto3_signs_put_object(
+    recorder: tuple[Recorder, str], sign_payload: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event-loop upload and boto3's own `put_object`, at the same instant: the same signature."""
+    rec, endpoint = recorder
+    now = datetime.datetime(2026, 11, 29, 6, 0, 0)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: now)
+    store = S3Store(settings(endpoint, sign_payload))
+    image = png((5, 5))
+    try:
+        await store.put("k/x.png", image, "image/png")
+        client = make_client(settings(endpoint, sign_payload))
+        await asyncio.to_thread(
+            client.put_object, Bucket="b", Key="k/x.png", Body=image, ContentType="image/png"
+        )
+    finally:
+        await store.close()
+    ours, boto3s = (headers for _, headers, _ in rec.requests)
+    for name in ("authorization", "x-amz-content-sha256", "x-amz-date", "content-type", "host"):
+        assert ours[name] == boto3s[name], name
