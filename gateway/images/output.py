@@ -97,7 +97,7 @@ async def _b64_to_url(item: dict[str, Any], how: Delivery) -> bool:
     except StorageUnavailable:
         if how.base64_allowed:
             log.error("storage failed; returning the image as base64 instead of a URL")
-            item["b64_json"] = kept or pybase64.b64encode_as_string(data)
+            item["b64_json"] = kept if kept is not None else pybase64.b64encode_as_string(data)
             return False
         raise
     item["url"] = stored.url
