@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+import orjson
+import pybase64
+
 from gateway.settings import ChannelSettings
 
 Operation = Literal["chat", "images.generate", "images.edit"]
@@ -86,6 +89,71 @@ class DecodedImage:
     data: bytes
     mime: str | None = None
     thought_signature: str | None = None
+
+
+class Base64Image:
+    """An upstream image's base64 text, kept as the bytes that arrived (§5.4): a `b64_json` or Gemini
+    `inlineData` value that goes back to a client as base64 is never decoded and encoded again.
+
+    The provider that split it out of the answer checked that it is clean, padded base64 (so it can be
+    written into JSON as it is); the images stage sniffs `head()`. `data` decodes it, for the rare paths
+    that need the bytes (storing it, a `data:` URL). Not a dataclass: orjson would write it as an object,
+    while `answer_json` writes it as the JSON string it was.
+    """
+
+    __slots__ = ("text", "mime", "thought_signature")
+
+    def __init__(
+        self, text: bytes | memoryview, mime: str | None = None, thought_signature: str | None = None
+    ) -> None:
+        self.text = text
+        self.mime = mime
+        self.thought_signature = thought_signature
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def __repr__(self) -> str:
+        return f"Base64Image({len(self.text)} chars, mime={self.mime!r})"
+
+    @property
+    def data(self) -> bytes:
+        return pybase64.b64decode(self.text, validate=True)
+
+    def head(self, chars: int = 4096) -> bytes:
+        """The first bytes of the image (about `chars` * 3/4 of them): enough to sniff its type."""
+        return pybase64.b64decode(self.text[: chars - chars % 4], validate=True)
+
+
+UpstreamImage = DecodedImage | Base64Image
+_SLOT = orjson.Fragment(b'"\x00"')  # orjson escapes NUL in every string it writes: only slots hold one
+
+
+def answer_json_parts(body: Any) -> list[bytes | memoryview]:
+    """`body` as JSON in pieces, each `Base64Image` in it a piece of its own: the JSON string it arrived
+    as, still in the upstream's buffer. Neither decoded nor encoded, nor copied until it is sent."""
+    images: list[Base64Image] = []
+
+    def slot(value: object) -> orjson.Fragment:
+        if isinstance(value, Base64Image):
+            images.append(value)
+            return _SLOT
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    text = orjson.dumps(body, default=slot)
+    if not images:
+        return [text]
+    pieces = text.split(b"\x00")
+    parts: list[bytes | memoryview] = [pieces[0]]
+    for image, piece in zip(images, pieces[1:], strict=True):
+        parts += (image.text, piece)
+    return parts
+
+
+def answer_json(body: Any) -> bytes:
+    """`body` as JSON in one piece (see `answer_json_parts`)."""
+    parts = answer_json_parts(body)
+    return parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,6 +84,16 @@ class S3Settings(_Section):
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
     public_base_url: str | None = None
     presign_ttl_seconds: int = Field(7 * 24 * 3600, ge=1, le=7 * 24 * 3600)
+    # SHA-256 of each upload in its SigV4 signature. auto: over plain http only (SigV4 needs it there to
+    # cover the body); over https TLS protects the body and `UNSIGNED-PAYLOAD` is sent. never: unsigned
+    # over plain http too (AWS S3, MinIO, R2 accept it; a 16 MB image saves ~10 ms of CPU). always: hashed.
+    sign_payload: Literal["auto", "always", "never"] = "auto"
+
+    @property
+    def payload_signed(self) -> bool:
+        if self.sign_payload != "auto":
+            return self.sign_payload == "always"
+        return not (self.endpoint_url is None or self.endpoint_url.lower().startswith("https://"))
 
 
 class LocalStorageSettings(_Section):

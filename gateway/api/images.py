@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable
 
-import orjson
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from gateway import logs
 from gateway.api import jobs
@@ -26,7 +26,7 @@ from gateway.api.deps import (
 from gateway.api.keepalive import KeepaliveResponse, interval
 from gateway.api.schemas.images import ImagesEditForm, ImagesEditRequest, ImagesGenerateRequest
 from gateway.api.streaming import SSEResponse
-from gateway.domain import Caller, ImagePart, JSONObject, Operation
+from gateway.domain import Caller, ImagePart, JSONObject, Operation, answer_json, answer_json_parts
 from gateway.errors import InvalidRequest
 from gateway.images.inputs import check_reference, decode_data_url
 from gateway.images.sniff import require_image
@@ -178,12 +178,34 @@ async def _run(request: Request, rt: Runtime, caller: Caller, req: ImageRequest)
 
 
 async def _answer(work: Awaitable[ImageResult]) -> Response:
-    return _response(await work)
+    result = await work
+    return Response(answer_json(result.body), media_type="application/json", headers=_headers(result))
 
 
 def _response(result: ImageResult) -> Response:
-    headers = {"x-gateway-warning": "; ".join(result.warnings)} if result.warnings else None
-    return Response(orjson.dumps(result.body), media_type="application/json", headers=headers)
+    return PartsResponse(answer_json_parts(result.body), headers=_headers(result))
+
+
+def _headers(result: ImageResult) -> dict[str, str] | None:
+    return {"x-gateway-warning": "; ".join(result.warnings)} if result.warnings else None
+
+
+class PartsResponse(Response):
+    """A JSON answer sent in the pieces `answer_json_parts` made: the base64 of an image passed
+    through goes out from the upstream's buffer, without being copied into one answer first (§5.4)."""
+
+    media_type = "application/json"
+
+    def __init__(self, parts: list[bytes | memoryview], headers: dict[str, str] | None = None) -> None:
+        super().__init__(None, headers=headers)
+        self.parts = parts
+        self.headers["content-length"] = str(sum(len(part) for part in parts))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        last = len(self.parts) - 1
+        for n, part in enumerate(self.parts):
+            await send({"type": "http.response.body", "body": part, "more_body": n < last})
 
 
 ROUTES = {"/v1/images/generations": generations, "/v1/images/edits": edits}

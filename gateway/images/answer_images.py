@@ -10,11 +10,12 @@ not an option: S3 caps user metadata at 2 KB, and signatures can be larger.
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Sequence
 
-from gateway.domain import DecodedImage
+import pybase64
+
+from gateway.domain import UpstreamImage
 from gateway.errors import StorageUnavailable
 from gateway.images.chat_shape import ShownImage
 from gateway.images.rehost import check_image, store_image
@@ -59,11 +60,11 @@ async def load_signature(store: ObjectStore, image_key: str) -> str | None:
 
 
 def data_url(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+    return f"data:{mime};base64,{pybase64.b64encode_as_string(data)}"
 
 
 async def show_answer_images(
-    store: ObjectStore | None, images: Sequence[DecodedImage], attempts: int, *, keep_data: bool
+    store: ObjectStore | None, images: Sequence[UpstreamImage], attempts: int, *, keep_data: bool
 ) -> list[ShownImage]:
     """Each image stored (its signature beside it) and shown by its URL; without storage, or when the
     upload fails, shown as a `data:` URL: an image the client paid for is never dropped (§5.2)."""

@@ -8,10 +8,11 @@ entry; what an answer lacks of the two is added. `chat_image_field` adds the com
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import pybase64
 
 ImageField = Literal["none", "list_data", "object_url"]
 IMAGE_FIELDS: tuple[ImageField, ...] = ("none", "list_data", "object_url")
@@ -27,7 +28,7 @@ class ShownImage:
 
     def base64(self) -> str | None:
         if self.data is not None:
-            return base64.b64encode(self.data).decode()
+            return pybase64.b64encode_as_string(self.data)
         if self.url[:5].lower() == "data:":
             header, comma, payload = self.url.partition(",")
             if comma and ";base64" in header.lower():

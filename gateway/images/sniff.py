@@ -8,6 +8,8 @@ from __future__ import annotations
 import binascii
 from dataclasses import dataclass
 
+import pybase64
+
 from gateway.errors import InvalidImage
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -167,7 +169,7 @@ def decode_base64_image(b64: str | bytes, what: str) -> bytes:
     # Skip the fast path when it would only fail at the very end (missing padding, trailing newline).
     if len(b64) % 4 == 0 and b64[-1:].strip():
         try:
-            return binascii.a2b_base64(b64, strict_mode=True)
+            return pybase64.b64decode(b64, validate=True)
         except (binascii.Error, ValueError):
             pass
     try:
@@ -177,7 +179,7 @@ def decode_base64_image(b64: str | bytes, what: str) -> bytes:
     if not cleaned:
         raise InvalidImage(f"{what} is empty")
     try:
-        return binascii.a2b_base64(cleaned, strict_mode=True)
+        return pybase64.b64decode(cleaned, validate=True)
     except binascii.Error:
         raise InvalidImage(f"{what} is not valid base64") from None
 

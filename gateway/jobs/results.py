@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from gateway.db.models import ImageJob
+from gateway.domain import answer_json
 from gateway.errors import GatewayError
 from gateway.images.output import Delivery, deliver
 from gateway.pipeline.images import ImageRequest
@@ -49,7 +50,7 @@ async def stored_answer(rt: Runtime, body: dict[str, Any], max_bytes: int) -> st
             base64_allowed=True,  # storage down: keep the base64 (the size cap still applies)
         )
         await deliver(data, how)
-    text = orjson.dumps(body)
+    text = answer_json(body)
     if len(text) > max_bytes:
         raise JobResultTooLarge(
             f"The job's answer is {len(text) // (1024 * 1024)} MB of base64, over jobs.max_result_mb; "

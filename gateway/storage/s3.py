@@ -1,6 +1,7 @@
 """S3-compatible object storage through boto3 (AWS S3, MinIO, R2, OSS, COS).
 
-boto3 blocks, so every call runs in a worker thread. Retries are the caller's (`images.rehost`).
+boto3 blocks, so its calls run in a worker thread; uploads with configured keys are signed by botocore
+and sent from the event loop instead (`s3_upload.py`). Retries are the caller's (`images.rehost`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from gateway.errors import StorageUnavailable
 from gateway.settings import S3Settings
 from gateway.storage.base import ObjectTooLarge, key_under, valid_key
+from gateway.storage.s3_upload import Uploader, object_base
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -25,14 +27,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
-_PROBE_KEY = "probe"
 
 
 def make_client(settings: S3Settings) -> S3Client:
     """A client for the configured endpoint; its connection pool is shared by the worker threads."""
     config = Config(
         signature_version="s3v4",
-        s3={"addressing_style": settings.addressing_style},
+        # Explicit either way: botocore would otherwise hash every upload, https included (no checksum).
+        s3={
+            "addressing_style": settings.addressing_style,
+            "payload_signing_enabled": settings.payload_signed,
+        },
         retries={"mode": "standard", "max_attempts": 1},
         connect_timeout=10,
         read_timeout=60,
@@ -66,6 +71,10 @@ class S3Store:
         self._presign_ttl = settings.presign_ttl_seconds
         self._client = client if client is not None else make_client(settings)
         self._presigned_base: str | None = None
+        self._uploader: Uploader | None = None
+        if settings.access_key_id is not None and settings.secret_access_key is not None:
+            # Static keys: uploads are signed here and sent from the event loop (see s3_upload.py).
+            self._uploader = Uploader(settings, self._client, object_base(self._client, self.bucket))
 
     async def _call(self, action: str, fn: Callable[[], T]) -> T:
         try:
@@ -75,6 +84,9 @@ class S3Store:
             raise StorageUnavailable(f"object storage {action} failed ({_error_name(exc)})") from exc
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
+        if self._uploader is not None:
+            await self._uploader.put(key, data, content_type)
+            return
         await self._call(
             "upload",
             lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type),
@@ -120,19 +132,15 @@ class S3Store:
         if self._presigned_base is None:
             # Presigned URLs are the object's address plus a query: learn that address once, from a
             # URL presigned for a known key (a local computation, whatever the addressing style).
-            probe = await self._call(
-                "presign",
-                lambda: self._client.generate_presigned_url(
-                    "get_object", Params={"Bucket": self.bucket, "Key": _PROBE_KEY}, ExpiresIn=60
-                ),
-            )
-            self._presigned_base = probe.split("?", 1)[0].removesuffix("/" + _PROBE_KEY)
+            self._presigned_base = await self._call("presign", lambda: object_base(self._client, self.bucket))
         return key_under(url, self._presigned_base, self.key_prefix)
 
     async def check(self) -> None:
         await self._call("bucket check", lambda: self._client.head_bucket(Bucket=self.bucket))
 
     async def close(self) -> None:
+        if self._uploader is not None:
+            await self._uploader.close()
         await anyio.to_thread.run_sync(self._client.close)
 
 

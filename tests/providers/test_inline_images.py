@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 
 import orjson
+import pytest
 
-from gateway.providers.inline_images import index_of, split_base64
+from gateway.providers.inline_images import clean_base64, index_of, split_base64, split_base64_text
 from gateway.providers.mock import render_png
 from gateway.providers.openai.answers import parse_images_answer
 
@@ -45,3 +46,35 @@ def test_openai_answers_with_b64_json_outside_data_are_parsed_as_sent() -> None:
     parsed = parse_images_answer(raw)
     assert parsed["extra"]["b64_json"] == B64  # not an index: the whole body was parsed again
     assert parsed["data"][0]["b64_json"] == B64
+
+
+def test_base64_kept_as_text_is_a_view_of_the_buffer_checked_to_be_clean() -> None:
+    raw = bytearray(orjson.dumps({"data": B64}))
+    split = split_base64_text(raw, b"data")
+    assert split is not None
+    rest, texts = split
+    assert orjson.loads(rest) == {"data": "0"}
+    assert isinstance(texts[0], memoryview) and texts[0].obj is raw  # no copy of the base64
+    assert bytes(texts[0]) == B64.encode()
+    assert split_base64_text(b'{"data": "YWJj\\u0041"}', b"data") is None  # an escape: parsed as usual
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        (b"", True),
+        (b"YWJj", True),
+        (b"YWI=", True),
+        (b"YQ==", True),
+        (b"YWJ", False),  # unpadded
+        (b"YQ==YWJj", False),  # padding inside
+        (b"YWJj\n", False),
+        (b"YW\xc3\xa9", False),  # not ASCII
+        (b"YWJj\\", False),
+        (b"YWJj" * (1 << 18) + b"YQ==", True),  # past the first 1 MiB checked
+        (b"YWJj" * ((1 << 18) - 1) + b"YWI=YWJj", False),  # padding that ends the first 1 MiB checked
+    ],
+    ids=lambda v: repr(v)[:24],
+)
+def test_clean_base64_is_standard_padded_base64_and_nothing_else(text: bytes, clean: bool) -> None:
+    assert clean_base64(memoryview(text)) is clean

@@ -66,8 +66,8 @@ class GeminiProvider:
 
     # -- typed calls ---------------------------------------------------------------------------
 
-    async def _call(self, target: Target, model: str, payload: bytes) -> Answer:
-        url = model_url(target, model, stream=False)
+    async def _call(self, target: Target, request: GenerateRequest, payload: bytes) -> Answer:
+        url = model_url(target, request.model, stream=False)
         try:
             async with self._session.post(
                 url, data=payload, headers=headers(target), timeout=timeout_for(target)
@@ -77,7 +77,7 @@ class GeminiProvider:
                     raise gemini_error(resp.status, bytes(raw), resp.headers, target.channel)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise transport_error(exc, target) from None
-        frame = load(raw, target.channel)
+        frame = load(raw, target.channel, keep_base64=request.keep_base64)
         del raw
         return answer(frame, target.channel)
 
@@ -89,12 +89,12 @@ class GeminiProvider:
         """
         payload = request.payload()
         if request.calls == 1:
-            return [await self._call(target, request.model, payload)]
+            return [await self._call(target, request, payload)]
         slots = asyncio.Semaphore(MAX_PARALLEL_CALLS)
 
         async def one() -> Answer:
             async with slots:
-                return await self._call(target, request.model, payload)
+                return await self._call(target, request, payload)
 
         results = await asyncio.gather(*(one() for _ in range(request.calls)), return_exceptions=True)
         answers = [r for r in results if isinstance(r, Answer)]

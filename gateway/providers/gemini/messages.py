@@ -10,10 +10,11 @@ of one role are merged: Gemini expects the roles to alternate.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import pybase64
 
 from gateway.domain import ImageResolver, InputImage, JSONObject
 from gateway.errors import InvalidRequest
@@ -23,7 +24,9 @@ _IMAGE_URL_STARTS = ("data:image/", "http://", "https://")
 
 def inline_part(image: InputImage, *, signed: bool) -> JSONObject:
     """An `inlineData` part; the thought signature only goes back on the model's own turns."""
-    part: JSONObject = {"inlineData": {"mimeType": image.mime, "data": base64.b64encode(image.data).decode()}}
+    part: JSONObject = {
+        "inlineData": {"mimeType": image.mime, "data": pybase64.b64encode_as_string(image.data)}
+    }
     if signed and image.thought_signature:
         part["thoughtSignature"] = image.thought_signature
     return part

@@ -7,13 +7,10 @@ re-hosts them). Images API: Gemini has no partial images, so a streamed request 
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator
 
-import orjson
-
-from gateway.domain import JSONObject, Operation
-from gateway.providers.gemini.shape import ChunkWriter
+from gateway.domain import JSONObject, Operation, UpstreamImage, answer_json
+from gateway.providers.gemini.shape import ChunkWriter, base64_of
 from gateway.providers.gemini.stream import GeminiStream
 from gateway.providers.sse import SSEEvent
 
@@ -53,11 +50,11 @@ class CompletedEvents:
             b64 = item["b64_json"]
             event: JSONObject = {
                 "type": self._name.decode(),
-                "b64_json": b64 if isinstance(b64, str) else base64.b64encode(b64.data).decode(),
+                "b64_json": base64_of(b64) if isinstance(b64, UpstreamImage) else b64,
             }
             if i == len(data) - 1 and "usage" in self._body:
                 event["usage"] = self._body["usage"]
-            batch.append((self._name, orjson.dumps(event)))
+            batch.append((self._name, answer_json(event)))
         yield batch
 
     async def events(self) -> AsyncIterator[SSEEvent]:

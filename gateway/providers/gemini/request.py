@@ -7,11 +7,11 @@ Images API is that many calls: image models give one candidate per call, UPSTREA
 
 from __future__ import annotations
 
-import base64
 import re
 from dataclasses import dataclass
 
 import orjson
+import pybase64
 
 from gateway.domain import ImageCall, ImageResolver, JSONObject
 from gateway.errors import InvalidRequest
@@ -35,6 +35,7 @@ class GenerateRequest:
     model: str  # the upstream model name
     body: JSONObject
     calls: int = 1
+    keep_base64: bool = False  # the answer's images go back as base64: keep the text, never decode it
 
     def payload(self) -> bytes:
         return orjson.dumps(self.body)
@@ -150,7 +151,7 @@ async def images_request(
             )
         parts.append(inline_part(await resolve(url, f"images[{index}].image_url"), signed=False))
     for part in call.files:
-        parts.append({"inlineData": {"mimeType": part.mime, "data": base64.b64encode(part.data).decode()}})
+        parts.append({"inlineData": {"mimeType": part.mime, "data": pybase64.b64encode_as_string(part.data)}})
     for index, url in enumerate(urls):
         parts.append(inline_part(await resolve(url, f"image URL #{index + 1} in prompt"), signed=False))
     if not prompt and not parts:
@@ -162,4 +163,4 @@ async def images_request(
         "generationConfig": _output_config(body, channel, names, images_api=True),
     }
     _safety(body, gemini)
-    return GenerateRequest(names.upstream, gemini, calls=n)
+    return GenerateRequest(names.upstream, gemini, calls=n, keep_base64=not call.decode_images)

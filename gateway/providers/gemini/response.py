@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
+import pybase64
 
-from gateway.domain import DecodedImage
+from gateway.domain import Base64Image, DecodedImage, UpstreamImage
 from gateway.errors import UpstreamError
 from gateway.providers.gemini.errors import bad_answer, content_policy
 from gateway.providers.gemini.usage import GeminiUsage
-from gateway.providers.inline_images import index_of, split_base64
+from gateway.providers.inline_images import index_of, split_base64, split_base64_text
 from gateway.settings import ChannelSettings
 
 FinishReason = Literal["stop", "length", "content_filter"]
@@ -59,7 +60,8 @@ class TextPart:
     thought: bool = False
 
 
-Part = TextPart | DecodedImage
+Part = TextPart | UpstreamImage
+Blobs = list[bytes] | list[memoryview]  # the values split out of a body: decoded, or base64 text
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,19 +75,22 @@ class Frame:
     response_id: str | None
 
 
-def load(raw: bytes | bytearray, channel: ChannelSettings, *, whole: bool = True) -> Frame:
-    """Parse one answer body (`whole`) or stream frame; images are decoded without a text copy.
+def load(
+    raw: bytes | bytearray, channel: ChannelSettings, *, whole: bool = True, keep_base64: bool = False
+) -> Frame:
+    """Parse one answer body (`whole`) or stream frame; images are decoded without a text copy, or with
+    `keep_base64` kept as their base64 text (checked, never decoded) for a client that gets base64.
 
     A stream frame may carry no candidate (a last frame with only `usageMetadata`); an answer may not.
     """
-    split = split_base64(raw, b"data")
-    blobs: list[bytes] = []
+    split = split_base64_text(raw, b"data") if keep_base64 else split_base64(raw, b"data")
+    blobs: list[bytes] | list[memoryview] = []
     try:
         if split is not None:
             rest, blobs = split
             doc = orjson.loads(rest)
             frame = read(doc, blobs, channel, whole=whole)
-            if sum(isinstance(p, DecodedImage) for p in frame.parts) + _drafts(doc) == len(blobs):
+            if sum(isinstance(p, UpstreamImage) for p in frame.parts) + _drafts(doc) == len(blobs):
                 return frame
             # A `"data"` key somewhere other than inlineData: read the document as it was sent.
         return read(orjson.loads(raw), [], channel, whole=whole)
@@ -111,7 +116,7 @@ def _parts(doc: Any) -> list[Any]:
     return parts if isinstance(parts, list) else []
 
 
-def read(doc: Any, blobs: list[bytes], channel: ChannelSettings, *, whole: bool = True) -> Frame:
+def read(doc: Any, blobs: Blobs, channel: ChannelSettings, *, whole: bool = True) -> Frame:
     if not isinstance(doc, dict):
         raise bad_answer(channel, "not a JSON object")
     if "error" in doc:
@@ -139,7 +144,7 @@ def read(doc: Any, blobs: list[bytes], channel: ChannelSettings, *, whole: bool 
     )
 
 
-def _part(raw: Any, blobs: list[bytes], channel: ChannelSettings) -> Part | None:
+def _part(raw: Any, blobs: Blobs, channel: ChannelSettings) -> Part | None:
     if not isinstance(raw, dict):
         return None
     thought = raw.get("thought") is True
@@ -154,26 +159,25 @@ def _part(raw: Any, blobs: list[bytes], channel: ChannelSettings) -> Part | None
     return None
 
 
-def _image(
-    inline: dict[str, Any], signature: Any, blobs: list[bytes], channel: ChannelSettings
-) -> DecodedImage:
+def _image(inline: dict[str, Any], signature: Any, blobs: Blobs, channel: ChannelSettings) -> UpstreamImage:
     data = inline.get("data")
     index = index_of(data, len(blobs)) if blobs else None
+    blob: bytes | memoryview
     if index is not None:
-        decoded = blobs[index]
+        blob = blobs[index]
     elif isinstance(data, str) and data:
         try:
-            decoded = binascii.a2b_base64(data, strict_mode=True)
+            blob = pybase64.b64decode(data, validate=True)
         except binascii.Error:
             raise bad_answer(channel, "an inlineData image that is not base64") from None
     else:
         raise bad_answer(channel, "an inlineData part without data")
     mime = inline.get("mimeType")
-    return DecodedImage(
-        decoded,
-        mime=mime if isinstance(mime, str) else None,
-        thought_signature=signature if isinstance(signature, str) and signature else None,
-    )
+    claimed = mime if isinstance(mime, str) else None
+    signed = signature if isinstance(signature, str) and signature else None
+    if isinstance(blob, memoryview):  # split out as base64 text: it stays so
+        return Base64Image(blob, claimed, signed)
+    return DecodedImage(blob, claimed, signed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +186,7 @@ class Answer:
 
     text: str
     reasoning: str
-    images: tuple[DecodedImage, ...]
+    images: tuple[UpstreamImage, ...]
     finish_reason: FinishReason
     upstream_reason: str  # Gemini's finishReason as sent (STOP when it sent none)
     refusal: str | None  # for content_filter: the reason, for the client
@@ -194,7 +198,7 @@ def answer(frame: Frame, channel: ChannelSettings) -> Answer:
     """A non-stream answer. A 200 that says nothing at all (no text, no image, no refusal) is bad."""
     text = "".join(p.text for p in frame.parts if isinstance(p, TextPart) and not p.thought)
     reasoning = "".join(p.text for p in frame.parts if isinstance(p, TextPart) and p.thought)
-    images = tuple(p for p in frame.parts if isinstance(p, DecodedImage))
+    images = tuple(p for p in frame.parts if isinstance(p, UpstreamImage))
     reason = frame.finish or "STOP"
     mapped = finish_reason(reason)
     if mapped == "stop" and not (text or images):

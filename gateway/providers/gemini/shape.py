@@ -6,14 +6,14 @@ Image URLs are given by the caller: storage URLs once the images are stored, or 
 
 from __future__ import annotations
 
-import base64
 import secrets
 import time
 from collections.abc import Sequence
 
 import orjson
+import pybase64
 
-from gateway.domain import DecodedImage, JSONObject
+from gateway.domain import Base64Image, JSONObject, UpstreamImage
 from gateway.providers.gemini.response import Answer
 from gateway.providers.gemini.stream import (
     Delta,
@@ -27,8 +27,13 @@ from gateway.providers.gemini.stream import (
 _FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp", "image/gif": "gif"}
 
 
-def data_url(image: DecodedImage) -> str:
-    return f"data:{image.mime or 'image/png'};base64,{base64.b64encode(image.data).decode()}"
+def data_url(image: UpstreamImage) -> str:
+    return f"data:{image.mime or 'image/png'};base64,{pybase64.b64encode_as_string(image.data)}"
+
+
+def base64_of(image: UpstreamImage) -> Base64Image | str:
+    """The image as the `b64_json` value of an answer: its own base64 text when it was kept."""
+    return image if isinstance(image, Base64Image) else pybase64.b64encode_as_string(image.data)
 
 
 def markdown(urls: Sequence[str]) -> str:
@@ -116,14 +121,15 @@ class ChunkWriter:
 def images_answer(answers: Sequence[Answer], *, decoded: bool) -> JSONObject:
     """§4.2: one `data` entry per image delivered, in call order; text parts → `revised_prompt`.
 
-    `decoded`: the images will be stored, so they stay `DecodedImage` (no base64 text is made).
+    `decoded`: the images will be stored, so they stay `DecodedImage` (no base64 text is made). Else
+    each is base64: the text that came when it was kept (`Base64Image`), encoded once otherwise.
     """
     data: list[JSONObject] = []
     usage = None
     for answer in answers:
         usage = answer.usage if usage is None else usage + answer.usage
         for image in answer.images:
-            item: JSONObject = {"b64_json": image if decoded else base64.b64encode(image.data).decode()}
+            item: JSONObject = {"b64_json": image if decoded else base64_of(image)}
             if answer.text.strip():
                 item["revised_prompt"] = answer.text.strip()
             data.append(item)

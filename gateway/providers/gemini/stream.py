@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from gateway.domain import DecodedImage, Target
+from gateway.domain import Target, UpstreamImage
 from gateway.errors import UpstreamError
 from gateway.providers.gemini.errors import error_object, gemini_error, interrupted
 from gateway.providers.gemini.response import (
@@ -42,7 +42,7 @@ class ReasoningDelta:
 
 @dataclass(frozen=True, slots=True)
 class ImageDelta:
-    image: DecodedImage
+    image: UpstreamImage
 
 
 @dataclass(frozen=True, slots=True)

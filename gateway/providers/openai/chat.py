@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import aiohttp
 import orjson
 
@@ -52,7 +54,8 @@ class OpenAIProvider:
         return await open_stream(self._session, target, PATHS["chat"], body, max_bytes=self._max)
 
     async def images(self, target: Target, call: ImageCall) -> JSONObject:
-        parse = parse_images_answer if call.decode_images else orjson.loads
+        # Base64 the client gets back as base64 stays the text that came (never decoded, re-encoded).
+        parse = functools.partial(parse_images_answer, keep_base64=not call.decode_images)
         path, body = PATHS[call.operation], _body(call)
         return await post(
             self._session, target, path, body, max_bytes=self._max, parse=parse, check=images_problem

@@ -8,7 +8,7 @@ import base64
 import orjson
 import pytest
 
-from gateway.domain import DecodedImage, ImageCall, InputImage
+from gateway.domain import Base64Image, DecodedImage, ImageCall, InputImage, answer_json
 from gateway.errors import UpstreamError
 from gateway.providers.gemini.adapter import GeminiProvider
 from gateway.providers.gemini.request import GenerateRequest
@@ -81,7 +81,9 @@ async def test_images_answer_decoded_once_for_storage(provider: GeminiProvider, 
 
 async def test_images_answer_as_base64_when_not_stored(provider: GeminiProvider, fake: FakeGemini) -> None:
     answer = await provider.images(target_for(fake), image_call({"prompt": "a pig"}, decode=False))
-    assert answer["data"][0]["b64_json"] == base64.b64encode(fake.produced[0]).decode()
+    assert isinstance(answer["data"][0]["b64_json"], Base64Image)  # the upstream's text, never decoded
+    sent = orjson.loads(answer_json(answer))
+    assert sent["data"][0]["b64_json"] == base64.b64encode(fake.produced[0]).decode()
 
 
 async def test_image_size_reaches_the_upstream_only_for_listed_models_in_capitals(

@@ -7,7 +7,7 @@ import base64
 import orjson
 import pytest
 
-from gateway.domain import DecodedImage
+from gateway.domain import Base64Image, DecodedImage, answer_json
 from gateway.providers.mock import render_png
 from gateway.providers.openai.answers import parse_images_answer, split_images
 
@@ -43,3 +43,24 @@ def test_answers_without_base64_parse_as_usual() -> None:
     plain = b'{"created": 1, "data": [{"url": "https://x/y.png"}]}'
     assert split_images(plain) is None
     assert parse_images_answer(plain) == orjson.loads(plain)
+
+
+def test_base64_kept_for_the_client_is_the_upstreams_text_to_the_byte() -> None:
+    raw = bytearray(answer(PNG_A, PNG_B, spaced=True))
+    parsed = parse_images_answer(raw, keep_base64=True)
+    kept = [d["b64_json"] for d in parsed["data"]]
+    assert all(isinstance(k, Base64Image) for k in kept)
+    assert [bytes(k.text) for k in kept] == [base64.b64encode(PNG_A), base64.b64encode(PNG_B)]
+    assert [k.data for k in kept] == [PNG_A, PNG_B]  # decoded only when asked
+    sent = answer_json(parsed)
+    for image in (PNG_A, PNG_B):  # each value goes out as the very bytes that came in
+        assert b'"b64_json":"' + base64.b64encode(image) + b'"' in sent
+    assert orjson.loads(sent)["usage"] == {"total_tokens": 3}
+
+
+def test_base64_that_cannot_be_kept_as_it_came_is_parsed_as_usual() -> None:
+    broken = b'{"data": [{"b64_json": "not base64!"}]}'
+    assert split_images(broken, keep_base64=True) is None
+    assert parse_images_answer(broken, keep_base64=True)["data"][0]["b64_json"] == "not base64!"
+    escaped = b'{"data": [{"b64_json": "YWJj\\/"}]}'
+    assert parse_images_answer(escaped, keep_base64=True)["data"][0]["b64_json"] == "YWJj/"
