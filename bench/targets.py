@@ -146,9 +146,11 @@ PRICING = """pricing:
 {models}"""
 PRICE = "    {model}: {{per_call: 0.001}}\n"
 
+# The fake S3 speaks plain http; a production S3 is reached over https, where `sign_payload: auto` sends
+# `UNSIGNED-PAYLOAD`. `never` gives the bench that behaviour (both the gateway and the re-hosting baseline).
 S3_STORAGE = (
     "{{backend: s3, s3: {{endpoint_url: {endpoint}, region: us-east-1, bucket: {bucket}, access_key_id: x, "
-    "secret_access_key: y, addressing_style: path, public_base_url: {public}}}}}"
+    "secret_access_key: y, addressing_style: path, sign_payload: never, public_base_url: {public}}}}}"
 )
 
 
