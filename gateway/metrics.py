@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     REGISTRY,
@@ -68,17 +69,22 @@ IMAGE_JOBS = Counter(
     "gateway_image_jobs", "Async image jobs finished, by status (succeeded, failed, interrupted).", ["status"]
 )
 
-_request_children: dict[tuple[str, str, int], Counter] = {}
+_children: dict[tuple[object, ...], Any] = {}
+
+
+def _child(metric: Counter | Histogram, *labels: object) -> Any:
+    """A labelled child, kept after its first use: `labels()` takes a lock and builds a key each call."""
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = metric.labels(*labels)
+        if len(_children) < _CACHE_LIMIT:
+            _children[key] = child
+    return child
 
 
 def count_request(route: str, model: str, status: int) -> None:
-    key = (route, model, status)
-    child = _request_children.get(key)
-    if child is None:
-        child = REQUESTS.labels(route, model, str(status))
-        if len(_request_children) < _CACHE_LIMIT:
-            _request_children[key] = child
-    child.inc()
+    _child(REQUESTS, route, model, status).inc()  # labels() makes it a str
 
 
 def outcome(upstream_status: int | None, code: str | None) -> str:
@@ -94,18 +100,9 @@ def outcome(upstream_status: int | None, code: str | None) -> str:
     return "error"
 
 
-_attempt_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
-
-
 def attempt(channel: str, result: str, seconds: float) -> None:
-    key = (channel, result)
-    children = _attempt_children.get(key)
-    if children is None:
-        children = ATTEMPTS.labels(channel, result), UPSTREAM_LATENCY.labels(channel, result)
-        if len(_attempt_children) < _CACHE_LIMIT:
-            _attempt_children[key] = children
-    children[0].inc()
-    children[1].observe(seconds)
+    _child(ATTEMPTS, channel, result).inc()
+    _child(UPSTREAM_LATENCY, channel, result).observe(seconds)
 
 
 def failover(channel: str) -> None:
@@ -176,8 +173,11 @@ def prepare_multiprocess_dir() -> Path | None:
 
 
 def remove_dir(path: Path | None) -> None:
+    """Remove the directory `prepare_multiprocess_dir` created, and the setting that points at it."""
     if path is not None:
         shutil.rmtree(path, ignore_errors=True)
+        if os.environ.get(MULTIPROC_ENV) == str(path):
+            del os.environ[MULTIPROC_ENV]
 
 
 def process_exiting() -> None:

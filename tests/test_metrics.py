@@ -18,6 +18,7 @@ def test_a_fresh_directory_is_made_when_none_is_given(monkeypatch: pytest.Monkey
     finally:
         metrics.remove_dir(created)
     assert created is not None and not created.exists()
+    assert metrics.multiprocess_dir() is None  # the process is back to one registry in memory
 
 
 def test_an_operators_directory_is_cleaned_at_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
