@@ -18,6 +18,10 @@ _GROWTH = 8
 # once a buffer of 1/_TRUST_AT of it would be needed: an intermediate buffer is then at most 1/8 of the
 # final one, and an upstream that lies gets at most _GROWTH * _TRUST_AT times what it sent allocated.
 _TRUST_AT = 8
+# An answer announced at most this long is read by appending to a buffer that grows (no zero-filled
+# buffer first-touched twice, no move to a bigger one); a longer one into a buffer of its size, as
+# growing a large buffer by realloc can copy it again and again once the heap holds it.
+_APPEND_UP_TO = 4 * 1024 * 1024
 
 
 def too_large(channel: str, limit: int) -> UpstreamTooLarge:
@@ -34,8 +38,8 @@ async def read_body(response: aiohttp.ClientResponse, limit: int, channel: str) 
     length = response.content_length
     if length is None or length <= limit:
         try:
-            if length is None:
-                return await _read_growing(response, limit)
+            if length is None or length <= _APPEND_UP_TO:
+                return await _read_growing(response, limit if length is None else length)
             return await _read_announced(response, length)
         except (MemoryError, _OverLimit):
             pass
@@ -92,10 +96,14 @@ class _OverLimit(Exception):
 
 
 async def _read_growing(response: aiohttp.ClientResponse, limit: int) -> bytearray:
-    """No length announced: the buffer grows as bytes arrive (realloc, no zero-filled slack)."""
+    """The buffer grows as bytes arrive (realloc, no zero-filled slack), up to `limit`.
+
+    `iter_chunks` hands over aiohttp's chunks as they were received: `iter_any` would first join the
+    ones waiting into a new bytes, one more copy.
+    """
     buffer = bytearray()
     try:
-        async for chunk in response.content.iter_any():
+        async for chunk, _ in response.content.iter_chunks():
             if len(buffer) + len(chunk) > limit:
                 raise _OverLimit
             buffer += chunk
