@@ -1,13 +1,17 @@
-"""Process setup shared by the benchmark's servers and load driver: file-descriptor limit, event loop, and
-waiting for SIGTERM/SIGINT or the end of a server's lifetime."""
+"""Process setup shared by the benchmark's servers and load drivers: file-descriptor limit, event loop,
+waiting for SIGTERM/SIGINT or the end of a server's lifetime, and a driver's one result line."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import resource
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+RESULT_PREFIX = "BENCH_RESULT "  # the line a load driver prints its result on
 
 
 def raise_nofile_limit() -> None:
@@ -36,3 +40,12 @@ async def wait_for_stop(name: str, lifetime: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=lifetime)
     except TimeoutError:
         print(f"{name}: lifetime reached, exiting", file=sys.stderr)
+
+
+def drive(load: Coroutine[Any, Any, dict[str, Any]]) -> int:
+    """A load driver's main: run `load` on the benchmark's loop and print its result on one line."""
+    raise_nofile_limit()
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        result = runner.run(load)
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return 0

@@ -10,12 +10,12 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench.aio import RESULT_PREFIX
 from bench.procs import Children, log_tail
 
 BENCH_DIR = Path(__file__).resolve().parent
 WRK_SCRIPT = BENCH_DIR / "post.lua"
 LOAD_SCRIPT = BENCH_DIR / "load.py"
-RESULT_PREFIX = "BENCH_RESULT "
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import sys
 import time
@@ -22,7 +21,7 @@ import aiohttp
 if __package__ in (None, ""):  # run as a file: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.aio import loop_factory, raise_nofile_limit  # noqa: E402
+from bench.aio import drive  # noqa: E402
 
 ERROR_BACKOFF_SECONDS = 0.01  # keeps a refused connection from turning a worker into a hot loop
 
@@ -116,11 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.connections < 1 or args.duration <= 0:
         p.error("--connections and --duration must be positive")
-    raise_nofile_limit()
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        result = runner.run(run(args))
-    print("BENCH_RESULT " + json.dumps(result), flush=True)
-    return 0
+    return drive(run(args))
 
 
 if __name__ == "__main__":

@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 if __package__ in (None, ""):  # run as `python bench/soak.py`: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.aio import RESULT_PREFIX  # noqa: E402
 from bench.checks import sanity_check  # noqa: E402
-from bench.drivers import RESULT_PREFIX  # noqa: E402
 from bench.measure import Settings, start_fake_s3, start_upstream  # noqa: E402
 from bench.procs import Children, install_signal_handlers, log_tail, placement  # noqa: E402
 from bench.runner import RESULTS_DIR  # noqa: E402

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from collections import Counter
@@ -25,7 +24,7 @@ import aiohttp
 if __package__ in (None, ""):  # run as a file: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.aio import loop_factory, raise_nofile_limit  # noqa: E402
+from bench.aio import drive  # noqa: E402
 from bench.load import percentile  # noqa: E402
 from bench.scenarios import CHAT_SCENARIOS, IMAGE_SCENARIOS, MIB, SMALL  # noqa: E402
 
@@ -161,11 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=10.0, help="seconds")
     p.add_argument("--timeout", type=float, default=60.0, help="per-request timeout, seconds")
     args = p.parse_args(argv)
-    raise_nofile_limit()
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        result = runner.run(run(args))
-    print("BENCH_RESULT " + json.dumps(result), flush=True)
-    return 0
+    return drive(run(args))
 
 
 if __name__ == "__main__":
