@@ -147,6 +147,7 @@ class Runtime:
             task.cancel()
         await self.limiter.close()
         await self.quota.drain()  # settlements submit their usage records: before the writer stops
+        self.quota.close()
         await self.usage.stop()
         await self.http.close()
         await self.fetcher.close()

@@ -50,6 +50,10 @@ class Coalescer(Generic[R]):
         self._spawn = spawn  # the ledger's, so that its drain waits for the workers too
         self._queues: dict[str, list[Pending[R]]] = {}
 
+    def busy(self, token_id: str) -> bool:
+        """Whether the token has a statement running or requests queued."""
+        return token_id in self._queues
+
     def submit(self, token_id: str, amount: int) -> asyncio.Future[R]:
         """Queue a request; its future resolves once the batch it joins is decided."""
         pending = Pending(amount, asyncio.get_running_loop().create_future())

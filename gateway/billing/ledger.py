@@ -14,20 +14,28 @@ event-loop turn, or while the token's previous statement runs), one transaction 
   (refunds first); otherwise each charge is settled on its own. A settlement the database refuses is
   retried in the background until it is applied; `drain` waits for the ones still running when the
   process stops.
+
+On a SQLite file, statements run on the event loop itself when the database is free (`db/inline.py`): one
+costs less CPU than a hand-off to aiosqlite's thread. There, a token with nothing queued is reserved or
+settled at once, alone, with no task and no batch (about 30 µs of CPU; the queue is what keeps the serial
+order, so a token with anything queued joins the queue); a batch's transaction runs inline too. When the
+database is busy, and on PostgreSQL, the statements run on the engine's connections.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.billing.coalesce import Coalescer, Pending
 from gateway.db import repositories as repo
+from gateway.db.inline import InlineSQLite
 from gateway.errors import ServiceUnavailable
 
 log = logging.getLogger("gateway.billing")
@@ -37,11 +45,18 @@ CAS_ROUNDS = 20  # compare-and-set rounds of a settlement that overflows the quo
 
 
 class QuotaLedger:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], max_retry_delay: float = 5.0) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        max_retry_delay: float = 5.0,
+        inline: bool = True,
+    ) -> None:
         self._sessionmaker = sessionmaker
         # Core connections, not ORM sessions: a reservation runs on every priced request of a token with a
         # quota, and a session costs about as much again as the statement (measured: 1.3 vs 0.6 ms CPU).
         self._engine: AsyncEngine = sessionmaker.kw["bind"]
+        # On a SQLite file, on the event loop when the database is free (db/inline.py: 27 µs, not 0.65 ms).
+        self.inline = InlineSQLite.for_url(str(self._engine.url)) if inline else None
         self._max_retry_delay = max_retry_delay
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
@@ -54,6 +69,10 @@ class QuotaLedger:
 
     async def reserve(self, token_id: str, micro_usd: int) -> bool:
         """Take `micro_usd` from the token's quota now, or say that it does not cover it."""
+        if not self._reserves.busy(token_id):
+            done = self._at_once(repo.CHARGE_WITHIN_QUOTA, token_id, micro_usd)
+            if done is not None:
+                return done
         decided = self._reserves.submit(token_id, micro_usd)
         try:
             return await asyncio.shield(decided)
@@ -63,10 +82,17 @@ class QuotaLedger:
 
     def settle(self, token_id: str, reserved: int, cost: int) -> asyncio.Task[int] | None:
         """Move `used` from the reservation to the real cost; the task's result is the shortfall.
-        None when there is nothing to change (no database round trip at all)."""
+        None when there is nothing to change, or when it was applied at once with no shortfall."""
         delta = cost - reserved
         if delta == 0:
             return None
+        if not self._settles.busy(token_id):
+            if delta < 0:
+                done = self._at_once(repo.REFUND_USED, token_id, -delta, refund=True)
+            else:
+                done = self._at_once(repo.CHARGE_WITHIN_QUOTA, token_id, delta)
+            if done:
+                return None
         return self._spawn(self._settle(token_id, delta))
 
     async def wait_idle(self) -> None:
@@ -91,6 +117,28 @@ class QuotaLedger:
 
     # -- internals -------------------------------------------------------------------------------
 
+    def _at_once(self, statement: Any, token_id: str, micro_usd: int, refund: bool = False) -> bool | None:
+        """A token with nothing queued: its statement inline, now, with no task or batch (db/inline.py).
+        Whether it changed the row (a refund always counts as applied); None if it could not run."""
+        if self.inline is None:
+            return None
+        rows = self.inline.alone(statement, {"token_id": token_id, "micro_usd": micro_usd})
+        return None if rows is None else (refund or rows > 0)
+
+    def close(self) -> None:
+        if self.inline is not None:
+            self.inline.close()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[repo.Executor]:
+        if self.inline is not None:
+            with self.inline.begin() as tx:
+                if tx is not None:
+                    yield tx
+                    return
+        async with self._engine.begin() as conn:
+            yield conn
+
     def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -103,7 +151,7 @@ class QuotaLedger:
 
     async def _reserve_batch(self, token_id: str, batch: list[Pending[bool]]) -> None:
         try:
-            async with self._engine.begin() as conn:
+            async with self._transaction() as conn:
                 granted = await _grant(conn, token_id, [p.amount for p in batch])
         except (SQLAlchemyError, OSError):
             log.exception("reserving quota for token %s failed (%d request(s))", token_id, len(batch))
@@ -122,7 +170,7 @@ class QuotaLedger:
         one at a time (each may take the quota to zero and come back with a shortfall)."""
         refunds = [p for p in batch if p.amount < 0]
         charges = [p for p in batch if p.amount > 0]
-        async with self._engine.begin() as conn:
+        async with self._transaction() as conn:
             if refunds:
                 await repo.refund_used(conn, token_id, -sum(p.amount for p in refunds))
             fits = bool(charges) and await repo.charge_within_quota(
@@ -156,11 +204,11 @@ class QuotaLedger:
         `tried`: the plain charge was just refused, go straight to reading the quota."""
         for _ in range(CAS_ROUNDS):
             if not tried:
-                async with self._engine.begin() as session:
+                async with self._transaction() as session:
                     if await repo.charge_within_quota(session, token_id, delta):
                         return 0
             tried = False
-            async with self._engine.begin() as session:
+            async with self._transaction() as session:
                 state = await repo.quota_state(session, token_id)
             if state is None:
                 return delta  # the token is gone
@@ -170,14 +218,14 @@ class QuotaLedger:
             room = max(quota - used, 0)
             if room == 0:
                 return delta
-            async with self._engine.begin() as session:
+            async with self._transaction() as session:
                 if await repo.charge_if_unchanged(session, token_id, used, quota, room):
                     return delta - room
         log.error("settling token %s: the quota kept changing; %d micro-USD not charged", token_id, delta)
         return delta
 
 
-async def _grant(conn: AsyncConnection, token_id: str, amounts: list[int]) -> list[bool]:
+async def _grant(conn: repo.Executor, token_id: str, amounts: list[int]) -> list[bool]:
     """Which of the reservations, in arrival order, the quota covers: all in one statement when their sum
     fits, else one at a time in this transaction (a request that asks as much as a refused one, or more, is
     refused without a statement: at that moment it would not have fit either)."""

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gateway.db.base import Base
 from gateway.db.fit import fit_row
+from gateway.db.inline import InlineTransaction
 from gateway.db.models import Token, UsageRecordRow
 from gateway.domain import UsageRecord
 
@@ -47,7 +48,8 @@ TOKEN_MUTABLE_FIELDS = frozenset(
 )
 
 
-Executor = AsyncSession | AsyncConnection  # quota statements run on a bare connection: no ORM work
+# Quota statements run on a bare connection (no ORM work), or inline on SQLite (db/inline.py).
+Executor = AsyncSession | AsyncConnection | InlineTransaction
 
 
 async def create_token(session: AsyncSession, **values: Any) -> Token:
@@ -112,7 +114,7 @@ async def add_quota(session: AsyncSession, token_id: str, micro_usd: int) -> boo
 
 # Built once: a reservation runs on every priced request of a token with a quota, and building the
 # statement costs as much as executing it.
-_CHARGE_WITHIN_QUOTA = (
+CHARGE_WITHIN_QUOTA = (
     update(Token)
     .where(
         Token.id == bindparam("token_id"),
@@ -130,12 +132,12 @@ async def charge_within_quota(session: Executor, token_id: str, micro_usd: int) 
     """Add to `used` only if the quota covers it (or is unlimited): the atomic reservation. Concurrent
     calls, on one node or many, can never take a token below zero: the condition is checked on the row
     as it is at the update (PostgreSQL re-reads a row another transaction changed; SQLite has one writer)."""
-    result = await session.execute(_CHARGE_WITHIN_QUOTA, {"token_id": token_id, "micro_usd": micro_usd})
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    result = await session.execute(CHARGE_WITHIN_QUOTA, {"token_id": token_id, "micro_usd": micro_usd})
+    return bool(result.rowcount)  # type: ignore[union-attr]
 
 
 _LESS_USED = Token.used_micro_usd - bindparam("micro_usd")
-_REFUND_USED = (
+REFUND_USED = (
     update(Token)
     .where(Token.id == bindparam("token_id"))
     .values(used_micro_usd=case((_LESS_USED < 0, 0), else_=_LESS_USED))
@@ -145,7 +147,7 @@ _REFUND_USED = (
 
 async def refund_used(session: Executor, token_id: str, micro_usd: int) -> None:
     """Take back part of `used` (never below zero)."""
-    await session.execute(_REFUND_USED, {"token_id": token_id, "micro_usd": micro_usd})
+    await session.execute(REFUND_USED, {"token_id": token_id, "micro_usd": micro_usd})
 
 
 async def quota_state(session: Executor, token_id: str) -> tuple[int | None, int] | None:
@@ -171,7 +173,7 @@ async def charge_if_unchanged(
         .execution_options(synchronize_session=False)
     )
     result = await session.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)  # type: ignore[union-attr]
 
 
 async def delete_token(session: AsyncSession, token_id: str) -> bool:

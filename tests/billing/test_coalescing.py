@@ -1,12 +1,16 @@
 """Reservations and settlements of one token are decided in batches: those issued in one event-loop turn, or
 while the token's statement runs, share one UPDATE. A batch that does not fit is decided one at a time with
 the serial outcome; an error in a batch fails each of its requests with the outage error and applies nothing.
-Statements are counted on the engine (SQLite, and PostgreSQL when GATEWAY_TEST_POSTGRES_URL is set)."""
+Statements are counted on the engine (SQLite, and PostgreSQL when GATEWAY_TEST_POSTGRES_URL is set).
+
+Batches are the engine's path. On a SQLite file the statements of a token with nothing queued run at once,
+inline, each alone (tests/billing/test_inline.py); these tests therefore turn that path off."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,24 +20,48 @@ from sqlalchemy.exc import OperationalError
 
 from gateway.billing.coalesce import Coalescer, Pending
 from gateway.billing.ledger import QuotaLedger
-from gateway.db import repositories as repo
-from gateway.db.repositories import Executor
+from gateway.db.inline import InlineSQLite
 from gateway.errors import ServiceUnavailable
-from tests.billing.test_ledger import Sessions, db_url, make_token, pg_migrated, sessions, state
+from tests.billing.test_ledger import (
+    GatedCharges,
+    NewLedger,
+    Sessions,
+    make_token,
+    migrated_url,
+    pg_migrated,
+    sessions,
+    state,
+)
+from tests.db.conftest import requires_postgres
 
-__all__ = ["db_url", "pg_migrated", "sessions"]  # fixtures, used by name
+__all__ = ["pg_migrated", "sessions"]  # fixtures, used by name
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[requires_postgres, pytest.mark.postgres])])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return migrated_url(request, tmp_path)
+
+
+@pytest.fixture
+def new_ledger(sessions: Sessions) -> NewLedger:
+    return lambda **options: QuotaLedger(sessions, inline=False, **options)
 
 
 class TokenUpdates:
-    """Counts the UPDATEs on `tokens` the engine sends; `fail_at` makes the n-th one (1-based) fail."""
+    """Counts the UPDATEs on `tokens` the engine sends, or the inline path runs; `fail_at` makes the n-th one
+    (1-based) fail."""
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
         self.fail_at: int | None = None
         self._engine = sessions.kw["bind"].sync_engine
         event.listen(self._engine, "before_cursor_execute", self._seen)
+        monkeypatch.setattr(InlineSQLite, "before_execute", staticmethod(self._seen_inline))
 
-    def _seen(self, conn: Connection, cursor: object, statement: str, *args: object) -> None:
+    def _seen_inline(self, statement: str) -> None:
+        self._seen(None, None, statement)
+
+    def _seen(self, conn: Connection | None, cursor: object, statement: str, *args: object) -> None:
         if not statement.lstrip().upper().startswith("UPDATE TOKENS"):
             return
         self.count += 1
@@ -45,8 +73,8 @@ class TokenUpdates:
 
 
 @pytest.fixture
-def updates(sessions: Sessions) -> Iterator[TokenUpdates]:
-    counter = TokenUpdates(sessions)
+def updates(sessions: Sessions, monkeypatch: pytest.MonkeyPatch) -> Iterator[TokenUpdates]:
+    counter = TokenUpdates(sessions, monkeypatch)
     yield counter
     counter.close()
 
@@ -61,17 +89,19 @@ def unavailable(outcome: object) -> bool:
 
 
 async def test_reservations_issued_in_one_turn_are_one_statement(
-    sessions: Sessions, updates: TokenUpdates
+    sessions: Sessions, new_ledger: NewLedger, updates: TokenUpdates
 ) -> None:
-    ledger = QuotaLedger(sessions)
+    ledger = new_ledger()
     await make_token(sessions, "tok_b", quota=1_000_000)
     assert await reserve_all(ledger, "tok_b", [1_000] * 20) == [True] * 20
     assert updates.count == 1
     assert await state(sessions, "tok_b") == (1_000_000, 20_000)
 
 
-async def test_an_unlimited_token_is_one_statement_too(sessions: Sessions, updates: TokenUpdates) -> None:
-    ledger = QuotaLedger(sessions)
+async def test_an_unlimited_token_is_one_statement_too(
+    sessions: Sessions, new_ledger: NewLedger, updates: TokenUpdates
+) -> None:
+    ledger = new_ledger()
     await make_token(sessions, "tok_u", quota=None)
     assert await reserve_all(ledger, "tok_u", [7] * 10) == [True] * 10
     charged = [ledger.settle("tok_u", reserved=0, cost=3) for _ in range(10)]  # charged at settlement only
@@ -81,36 +111,26 @@ async def test_an_unlimited_token_is_one_statement_too(sessions: Sessions, updat
 
 
 async def test_requests_arriving_during_a_statement_form_the_next_batch(
-    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+    sessions: Sessions, new_ledger: NewLedger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ledger = QuotaLedger(sessions)
+    ledger = new_ledger()
     await make_token(sessions, "tok_n", quota=1_000_000)
-    charged: list[int] = []
-    entered, gate = asyncio.Event(), asyncio.Event()
-    real = repo.charge_within_quota
-
-    async def gated(conn: Executor, token_id: str, micro_usd: int) -> bool:
-        charged.append(micro_usd)
-        entered.set()
-        await gate.wait()
-        return await real(conn, token_id, micro_usd)
-
-    monkeypatch.setattr(repo, "charge_within_quota", gated)
+    gated = GatedCharges(monkeypatch)
     first = asyncio.ensure_future(ledger.reserve("tok_n", 1_000))
-    await entered.wait()  # its statement is running
+    await gated.entered.wait()  # its statement is running
     later = [asyncio.ensure_future(ledger.reserve("tok_n", 2_000)) for _ in range(5)]
     await asyncio.sleep(0)  # one turn: each of them is queued behind the running statement
-    assert charged == [1_000]
-    gate.set()
+    assert gated.charged == [1_000]
+    gated.gate.set()
     assert await asyncio.gather(first, *later) == [True] * 6
-    assert charged == [1_000, 10_000]
+    assert gated.charged == [1_000, 10_000]
     assert await state(sessions, "tok_n") == (1_000_000, 11_000)
 
 
 async def test_a_batch_that_does_not_fit_gets_the_serial_outcome(
-    sessions: Sessions, updates: TokenUpdates
+    sessions: Sessions, new_ledger: NewLedger, updates: TokenUpdates
 ) -> None:
-    ledger = QuotaLedger(sessions)
+    ledger = new_ledger()
     await make_token(sessions, "tok_s", quota=100_000)
     amounts = [60_000, 50_000, 30_000, 20_000, 10_000]  # one after the other: 60 fits, 50 not, 30 fits, ...
     assert await reserve_all(ledger, "tok_s", amounts) == [True, False, True, False, True]
@@ -118,8 +138,10 @@ async def test_a_batch_that_does_not_fit_gets_the_serial_outcome(
     assert await state(sessions, "tok_s") == (100_000, 100_000)
 
 
-async def test_forty_on_a_quota_for_ten(sessions: Sessions, updates: TokenUpdates) -> None:
-    ledger = QuotaLedger(sessions)
+async def test_forty_on_a_quota_for_ten(
+    sessions: Sessions, new_ledger: NewLedger, updates: TokenUpdates
+) -> None:
+    ledger = new_ledger()
     await make_token(sessions, "tok_f", quota=100_000)
     assert await reserve_all(ledger, "tok_f", [10_000] * 40) == [True] * 10 + [False] * 30
     # The sum, the ten that fit, the first refused: the 29 after it ask as much and are refused unasked.
@@ -128,9 +150,9 @@ async def test_forty_on_a_quota_for_ten(sessions: Sessions, updates: TokenUpdate
 
 
 async def test_an_error_in_the_batch_fails_every_request_and_applies_nothing(
-    sessions: Sessions, updates: TokenUpdates
+    sessions: Sessions, new_ledger: NewLedger, updates: TokenUpdates
 ) -> None:
-    ledger = QuotaLedger(sessions)
+    ledger = new_ledger()
     await make_token(sessions, "tok_e", quota=30_000)
     updates.fail_at = 1  # the batched statement itself
     outcomes = await reserve_all(ledger, "tok_e", [10_000] * 6)
@@ -144,9 +166,9 @@ async def test_an_error_in_the_batch_fails_every_request_and_applies_nothing(
 
 
 async def test_refunds_issued_in_one_turn_are_one_statement(
-    sessions: Sessions, updates: TokenUpdates
+    sessions: Sessions, new_ledger: NewLedger, updates: TokenUpdates
 ) -> None:
-    ledger = QuotaLedger(sessions)
+    ledger = new_ledger()
     await make_token(sessions, "tok_r", quota=100_000, used=50_000)
     refunds = [ledger.settle("tok_r", reserved=10_000, cost=0) for _ in range(5)]
     assert await asyncio.gather(*(t for t in refunds if t is not None)) == [0] * 5
@@ -154,8 +176,10 @@ async def test_refunds_issued_in_one_turn_are_one_statement(
     assert await state(sessions, "tok_r") == (100_000, 0)
 
 
-async def test_refunds_go_first_then_the_charges_that_fit(sessions: Sessions, updates: TokenUpdates) -> None:
-    ledger = QuotaLedger(sessions)
+async def test_refunds_go_first_then_the_charges_that_fit(
+    sessions: Sessions, new_ledger: NewLedger, updates: TokenUpdates
+) -> None:
+    ledger = new_ledger()
     await make_token(sessions, "tok_m", quota=100_000, used=90_000)
     tasks = [
         ledger.settle("tok_m", reserved=0, cost=20_000),
@@ -167,8 +191,10 @@ async def test_refunds_go_first_then_the_charges_that_fit(sessions: Sessions, up
     assert await state(sessions, "tok_m") == (100_000, 95_000)
 
 
-async def test_charges_that_overflow_are_settled_one_by_one(sessions: Sessions) -> None:
-    ledger = QuotaLedger(sessions)
+async def test_charges_that_overflow_are_settled_one_by_one(
+    sessions: Sessions, new_ledger: NewLedger
+) -> None:
+    ledger = new_ledger()
     await make_token(sessions, "tok_o", quota=100_000, used=80_000)
     tasks = [ledger.settle("tok_o", reserved=0, cost=c) for c in (15_000, 10_000, 4_000)]
     # 15_000 fits; 10_000 takes the last 5_000 and is 5_000 short; nothing is left for 4_000.
@@ -176,8 +202,10 @@ async def test_charges_that_overflow_are_settled_one_by_one(sessions: Sessions) 
     assert await state(sessions, "tok_o") == (100_000, 100_000)
 
 
-async def test_a_failed_settlement_batch_is_retried_whole(sessions: Sessions, updates: TokenUpdates) -> None:
-    ledger = QuotaLedger(sessions, max_retry_delay=0.01)
+async def test_a_failed_settlement_batch_is_retried_whole(
+    sessions: Sessions, new_ledger: NewLedger, updates: TokenUpdates
+) -> None:
+    ledger = new_ledger(max_retry_delay=0.01)
     await make_token(sessions, "tok_t", quota=None, used=30_000)
     updates.fail_at = 1
     tasks = [ledger.settle("tok_t", reserved=10_000, cost=c) for c in (0, 0, 12_000)]

@@ -1,0 +1,145 @@
+"""The quota statements on a SQLite file run on the event loop (db/inline.py), and never make it wait: a
+database another connection holds, or a statement that was slow, sends them through the engine instead."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+
+from gateway.billing.ledger import QuotaLedger
+from gateway.db import inline, migrate
+from gateway.db.inline import InlineSQLite
+from gateway.db.session import create_engine, create_sessionmaker
+from gateway.settings import DatabaseSettings
+from tests.billing.test_ledger import GatedCharges, Sessions, make_token, state
+from tests.db.conftest import in_thread
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    path = tmp_path / "gateway.db"
+    in_thread(migrate.upgrade, f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+async def sessions(db_path: Path) -> AsyncIterator[Sessions]:
+    engine = create_engine(DatabaseSettings(url=f"sqlite+aiosqlite:///{db_path}"))
+    yield create_sessionmaker(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def ledger(sessions: Sessions) -> Iterator[QuotaLedger]:
+    made = QuotaLedger(sessions)
+    assert made.inline is not None
+    yield made
+    made.close()
+
+
+class EngineUpdates:
+    def __init__(self, sessions: Sessions) -> None:
+        self.count = 0
+        event.listen(sessions.kw["bind"].sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn: object, cursor: object, statement: str, *args: object) -> None:
+        self.count += statement.lstrip().upper().startswith("UPDATE TOKENS")
+
+
+async def test_statements_run_inline_when_the_database_is_free(
+    sessions: Sessions, ledger: QuotaLedger
+) -> None:
+    engine = EngineUpdates(sessions)
+    await make_token(sessions, "tok", quota=10_000)
+    assert await ledger.reserve("tok", 4_000) is True
+    assert ledger.settle("tok", reserved=4_000, cost=1_000) is None  # a refund, applied at once
+    assert await ledger.reserve("tok", 2_000) is True
+    assert ledger.settle("tok", reserved=2_000, cost=3_000) is None  # an extra charge that fits
+    assert ledger.pending == 0  # no task, no batch
+    assert engine.count == 0
+    assert await state(sessions, "tok") == (10_000, 4_000)  # the engine's connections see the commits
+
+
+async def test_an_extra_charge_that_does_not_fit_goes_to_zero_with_a_shortfall(
+    sessions: Sessions, ledger: QuotaLedger
+) -> None:
+    await make_token(sessions, "tok", quota=10_000, used=9_000)
+    task = ledger.settle("tok", reserved=0, cost=3_000)
+    assert task is not None and await task == 2_000
+    assert await state(sessions, "tok") == (10_000, 10_000)
+
+
+async def test_a_token_with_a_statement_queued_is_not_overtaken(
+    sessions: Sessions, ledger: QuotaLedger, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first reservation waits on the engine's path; the second, issued while it waits, queues behind
+    it even though the database is free by then: the serial outcome (the first fits, the second not)."""
+    await make_token(sessions, "tok", quota=5_000)
+    gated = GatedCharges(monkeypatch)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    first = asyncio.ensure_future(ledger.reserve("tok", 4_000))
+    await gated.entered.wait()  # on the engine's path: the database was busy
+    holder.execute("COMMIT")
+    holder.close()
+    second = asyncio.ensure_future(ledger.reserve("tok", 3_000))
+    await asyncio.sleep(0)
+    assert not second.done() and gated.charged == [4_000]
+    gated.gate.set()
+    assert await asyncio.gather(first, second) == [True, False]
+    assert gated.charged == [4_000, 3_000]
+    assert await state(sessions, "tok") == (5_000, 4_000)
+
+
+async def test_a_busy_database_sends_the_reservation_to_the_engine_without_blocking_the_loop(
+    sessions: Sessions, ledger: QuotaLedger, db_path: Path
+) -> None:
+    assert ledger.inline is not None
+    assert ledger.inline.conn.execute("PRAGMA busy_timeout").fetchone() == (0,)  # it never waits for a lock
+    engine = EngineUpdates(sessions)
+    await make_token(sessions, "tok", quota=10_000)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the database
+    try:
+        reserving = asyncio.ensure_future(ledger.reserve("tok", 4_000))
+        for _ in range(20):  # the loop keeps turning while the reservation waits for the lock
+            await asyncio.sleep(0)
+        assert not reserving.done()
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    assert await reserving is True
+    assert engine.count == 1
+    assert await state(sessions, "tok") == (10_000, 4_000)
+
+
+async def test_a_slow_statement_pauses_the_inline_path(
+    sessions: Sessions, ledger: QuotaLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = EngineUpdates(sessions)
+    await make_token(sessions, "tok", quota=10_000)
+    monkeypatch.setattr(inline, "SLOW_SECONDS", -1.0)  # every statement counts as slow
+    assert await ledger.reserve("tok", 1_000) is True
+    assert engine.count == 0  # that one ran inline, and was "slow"
+    assert await ledger.reserve("tok", 1_000) is True
+    assert engine.count == 1  # the next one went through the engine
+    assert await state(sessions, "tok") == (10_000, 2_000)
+
+
+def test_only_a_sqlite_file_runs_inline_and_in_wal_mode(tmp_path: Path) -> None:
+    assert InlineSQLite.for_url("sqlite+aiosqlite://") is None
+    assert InlineSQLite.for_url("sqlite+aiosqlite:///:memory:") is None
+    assert InlineSQLite.for_url("postgresql+asyncpg://u@127.0.0.1/db") is None
+    assert InlineSQLite.for_url(f"sqlite+aiosqlite:///{tmp_path}") is None  # cannot be opened
+    path = tmp_path / "plain.db"
+    sqlite3.connect(path).close()  # a rollback journal, as a new file has
+    db = InlineSQLite.for_url(f"sqlite+aiosqlite:///{path}")
+    assert db is not None
+    db.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
