@@ -41,6 +41,7 @@ from gateway.errors import ServiceUnavailable
 log = logging.getLogger("gateway.billing")
 
 T = TypeVar("T")
+BUSY_TRIES, BUSY_WAIT_SECONDS = 20, 0.002  # a batch waits this long for a busy SQLite file (see _transaction)
 CAS_ROUNDS = 20  # compare-and-set rounds of a settlement that overflows the quota (each one is raced)
 
 
@@ -131,11 +132,17 @@ class QuotaLedger:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[repo.Executor]:
-        if self.inline is not None:
+        """A batch's transaction: inline when the database is free. While another connection writes (the
+        usage records, mostly: a few ms), the batch waits for it, growing, rather than paying for the
+        engine's path; after `BUSY_TRIES` it takes that path, whose connection waits in its thread."""
+        tries = 0
+        while self.inline is not None and not self.inline.paused and tries < BUSY_TRIES:
             with self.inline.begin() as tx:
                 if tx is not None:
                     yield tx
                     return
+            tries += 1
+            await asyncio.sleep(BUSY_WAIT_SECONDS)
         async with self._engine.begin() as conn:
             yield conn
 

@@ -118,18 +118,22 @@ class InlineSQLite:
     def alone(self, statement: ClauseElement, parameters: Params) -> int | None:
         """One statement, committed on its own: its row count. None when the database is busy, this path is
         paused, or the statement failed: nothing has been done, use the engine (which waits, or says)."""
-        if time.monotonic() < self._paused_until or self.conn.in_transaction:
+        if self.paused or self.conn.in_transaction:
             return None
         try:
             return self.run(*self.bound(statement, parameters)).rowcount
         except OperationalError:
             return None
 
+    @property
+    def paused(self) -> bool:
+        return time.monotonic() < self._paused_until
+
     @contextmanager
     def begin(self) -> Iterator[InlineTransaction | None]:
         """A write transaction, committed at the end of the block (rolled back on an error); None when the
         database is busy or this path is paused: nothing has been done, use the engine."""
-        if time.monotonic() < self._paused_until:
+        if self.paused:
             yield None
             return
         try:

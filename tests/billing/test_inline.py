@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
+from gateway.billing import ledger as ledger_module
 from gateway.billing.ledger import QuotaLedger
 from gateway.db import inline, migrate
 from gateway.db.inline import InlineSQLite
@@ -80,6 +81,7 @@ async def test_a_token_with_a_statement_queued_is_not_overtaken(
     """The first reservation waits on the engine's path; the second, issued while it waits, queues behind
     it even though the database is free by then: the serial outcome (the first fits, the second not)."""
     await make_token(sessions, "tok", quota=5_000)
+    monkeypatch.setattr(ledger_module, "BUSY_TRIES", 1)  # straight to the engine's path
     gated = GatedCharges(monkeypatch)
     holder = sqlite3.connect(db_path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
@@ -96,25 +98,53 @@ async def test_a_token_with_a_statement_queued_is_not_overtaken(
     assert await state(sessions, "tok") == (5_000, 4_000)
 
 
-async def test_a_busy_database_sends_the_reservation_to_the_engine_without_blocking_the_loop(
+async def test_a_busy_database_makes_the_reservation_wait_without_blocking_the_loop(
     sessions: Sessions, ledger: QuotaLedger, db_path: Path
 ) -> None:
+    """Another writer holds the database: the reservation waits for it (the loop turning meanwhile), and the
+    token's next ones queue behind it; once the database is free they run inline, the queued ones as one."""
     assert ledger.inline is not None
     assert ledger.inline.conn.execute("PRAGMA busy_timeout").fetchone() == (0,)  # it never waits for a lock
+    updates: list[str] = []
+    ledger.inline.before_execute = updates.append
     engine = EngineUpdates(sessions)
     await make_token(sessions, "tok", quota=10_000)
     holder = sqlite3.connect(db_path, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # another writer holds the database
+    holder.execute("BEGIN IMMEDIATE")
     try:
-        reserving = asyncio.ensure_future(ledger.reserve("tok", 4_000))
+        reserving = [asyncio.ensure_future(ledger.reserve("tok", 4_000))]
         for _ in range(20):  # the loop keeps turning while the reservation waits for the lock
             await asyncio.sleep(0)
+        reserving += [asyncio.ensure_future(ledger.reserve("tok", 1_000)) for _ in range(3)]
+        await asyncio.sleep(0)
+        assert not any(r.done() for r in reserving)
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    assert await asyncio.gather(*reserving) == [True] * 4
+    assert engine.count == 0
+    # The first's attempt at once (busy), its batch, then the three queued behind it as one statement.
+    assert sum(u.startswith("UPDATE") for u in updates) == 3
+    assert await state(sessions, "tok") == (10_000, 7_000)
+
+
+async def test_a_database_busy_for_long_sends_the_batch_through_the_engine(
+    sessions: Sessions, ledger: QuotaLedger, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ledger_module, "BUSY_TRIES", 1)
+    engine = EngineUpdates(sessions)
+    await make_token(sessions, "tok", quota=10_000)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        reserving = asyncio.ensure_future(ledger.reserve("tok", 4_000))
+        while engine.count == 0:  # it gave up on the inline path: its connection waits in its thread
+            await asyncio.sleep(0.001)
         assert not reserving.done()
     finally:
         holder.execute("COMMIT")
         holder.close()
     assert await reserving is True
-    assert engine.count == 1
     assert await state(sessions, "tok") == (10_000, 4_000)
 
 
