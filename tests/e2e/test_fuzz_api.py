@@ -113,7 +113,10 @@ def log(live: GatewayProcess) -> LogWatch:
 def probe(live: GatewayProcess) -> Iterator[httpx.Client]:
     """A client with a token the fuzzer never sees (it may disable or delete the tokens it can reach)."""
     headers = {"Authorization": f"Bearer {live.create_token('probe')}"}
-    with httpx.Client(base_url=live.url, headers=headers, timeout=20) as client:
+    # Idle connections expire before the server's keep-alive (uvicorn: 5 s) closes them: an operation's cases
+    # can take longer than that, and a request sent as the server closes the connection is lost.
+    limits = httpx.Limits(keepalive_expiry=2.0)
+    with httpx.Client(base_url=live.url, headers=headers, timeout=20, limits=limits) as client:
         yield client
 
 
