@@ -16,7 +16,6 @@ from sqlalchemy import (
     case,
     delete,
     func,
-    insert,
     or_,
     select,
     update,
@@ -24,9 +23,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gateway.db.base import Base
-from gateway.db.fit import fit_row
 from gateway.db.inline import InlineTransaction
 from gateway.db.models import Token, UsageRecordRow
+from gateway.db.usage_rows import insert_rows, usage_rows
 from gateway.domain import UsageRecord
 
 USAGE_TABLE = Table("usage_records", Base.metadata)  # the mapped table, for Core statements
@@ -183,9 +182,7 @@ async def delete_token(session: AsyncSession, token_id: str) -> bool:
 
 async def insert_usage_records(session: AsyncSession, records: Iterable[UsageRecord]) -> None:
     """Insert records, each made to fit its columns first (§6.5: a record is never refused)."""
-    rows = [fit_row(USAGE_TABLE, _usage_row(r)) for r in records]
-    if rows:  # a Core executemany: the ORM's bulk path costs several times more per row
-        await session.execute(insert(USAGE_TABLE), rows)
+    await insert_rows(session, USAGE_TABLE, usage_rows(records))
 
 
 async def touch_tokens(session: AsyncSession, last_used: dict[str, datetime]) -> None:
@@ -288,39 +285,3 @@ async def usage_summary(session: AsyncSession, f: UsageFilter, group_by: str) ->
     )
     stmt = _filtered(stmt, f).group_by(key).order_by(key)
     return (await session.execute(stmt)).mappings().all()
-
-
-def _usage_row(r: UsageRecord) -> dict[str, Any]:
-    u = r.usage
-    return {
-        "request_id": r.request_id,
-        "created_at": r.created_at,
-        "token_id": r.token_id,
-        "group": r.group,
-        "endpoint": r.endpoint,
-        "model": r.model,
-        "upstream_model": r.upstream_model,
-        "channel": r.channel,
-        "attempts": [a.as_dict() for a in r.attempts],
-        "status": r.status,
-        "http_status": r.http_status,
-        "error_code": r.error_code,
-        "stream": r.stream,
-        "latency_ms": r.latency_ms,
-        "ttfb_ms": r.ttfb_ms,
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.total_tokens,
-        "text_input_tokens": u.text_input_tokens,
-        "cached_input_tokens": u.cached_input_tokens,
-        "image_input_tokens": u.image_input_tokens,
-        "text_output_tokens": u.text_output_tokens,
-        "image_output_tokens": u.image_output_tokens,
-        "image_count": r.image_count,
-        "image_size": r.image_size,
-        "image_quality": r.image_quality,
-        "unit_price_micro_usd": r.unit_price_micro_usd,
-        "cost_micro_usd": r.cost_micro_usd,
-        "usage_estimated": r.usage_estimated,
-        "shortfall_micro_usd": r.shortfall_micro_usd,
-    }
