@@ -27,6 +27,7 @@ from gateway.billing.usage_writer import UsageWriter
 from gateway.cluster.bus import Bus
 from gateway.cluster.events import ChannelSwitch, Event, ReloadRequested, TokenChanged
 from gateway.cluster.link import RedisLink
+from gateway.db.inline import InlineSQLite
 from gateway.db.session import create_engine, create_sessionmaker
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.images import fetch
@@ -74,6 +75,7 @@ class Runtime:
     resolver: InputResolver  # input images: data: URLs, this gateway's storage, or fetched (§3.4, §5.3)
     prices: PriceBook
     quota: QuotaLedger
+    inline: InlineSQLite | None
     rng: random.Random = field(default_factory=random.Random)
     link: RedisLink | None = None
     bus: Bus | None = None
@@ -89,7 +91,8 @@ class Runtime:
         resolver = InputResolver(store, fetcher)
         providers = ProviderRegistry(http, settings.limits.max_upstream_response_bytes, resolver)
         link = RedisLink(settings.redis) if settings.redis.url else None
-        usage = UsageWriter(sessionmaker, settings.usage)
+        inline = InlineSQLite.beside(engine)  # a SQLite file: quota and usage statements on the loop
+        usage = UsageWriter(sessionmaker, settings.usage, inline)
         usage.start()
         rt = cls(
             settings=settings,
@@ -107,7 +110,8 @@ class Runtime:
             resolver=resolver,
             link=link,
             prices=PriceBook(settings.pricing, settings.groups),
-            quota=QuotaLedger(sessionmaker),
+            quota=QuotaLedger(sessionmaker, inline=inline),
+            inline=inline,
         )
         rt.limiter.start()
         if link is not None:
@@ -147,8 +151,9 @@ class Runtime:
             task.cancel()
         await self.limiter.close()
         await self.quota.drain()  # settlements submit their usage records: before the writer stops
-        self.quota.close()
         await self.usage.stop()
+        if self.inline is not None:
+            self.inline.close()
         await self.http.close()
         await self.fetcher.close()
         if self.store is not None:

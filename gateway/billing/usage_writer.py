@@ -7,29 +7,43 @@ is retried with backoff. `stop` flushes everything that is left.
 A batch the database refuses (not an outage: it is up, but will not take these values) is written
 again record by record, so a bad record is logged with its request id and dropped without holding
 back the others (§6.5). Records are made to fit their columns before any insert, so that is rare.
+
+On a SQLite file a batch is written on the event loop when the database is free (`db/inline.py`: no
+hand-offs to the database thread, and no lock held across turns of the loop, which the quota statements
+would wait for); the WAL is then checkpointed every few seconds from the engine's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.db import repositories as repo
-from gateway.db.errors import describe, is_outage, is_refusal
+from gateway.db.errors import DATABASE_ERRORS, describe, is_outage, is_refusal
+from gateway.db.inline import InlineSQLite
 from gateway.domain import UsageRecord
 from gateway.settings import UsageSettings
 
 log = logging.getLogger("gateway.usage")
+CHECKPOINT_SECONDS = 5.0
 
 
 class UsageWriter:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: UsageSettings) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: UsageSettings,
+        inline: InlineSQLite | None = None,
+    ) -> None:
         self._sessionmaker = sessionmaker
         self._settings = settings
+        self._inline = inline  # a SQLite file: batches written on the event loop when it is free
+        self._checkpointed = time.monotonic()
         self._buffer: deque[UsageRecord] = deque()
         self._flushing = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -148,9 +162,25 @@ class UsageWriter:
             last_used[record.token_id] = max(
                 record.created_at, last_used.get(record.token_id, record.created_at)
             )
+        if self._inline is not None:
+            with self._inline.begin() as tx:
+                if tx is not None:
+                    await repo.insert_usage_records(tx, batch)
+                    await repo.touch_tokens(tx, last_used)
+                    return
         async with self._sessionmaker() as session, session.begin():
             await repo.insert_usage_records(session, batch)
             await repo.touch_tokens(session, last_used)
+
+    async def _checkpoint(self) -> None:
+        """Inline writes never checkpoint the WAL (db/inline.py): one every few seconds, in a thread."""
+        if self._inline is None or time.monotonic() - self._checkpointed < CHECKPOINT_SECONDS:
+            return
+        self._checkpointed = time.monotonic()
+        try:
+            await self._inline.checkpoint()
+        except DATABASE_ERRORS as exc:
+            log.warning("checkpointing the database's WAL failed: %s", describe(exc))
 
     async def _run(self) -> None:
         backoff = self._settings.flush_interval_seconds
@@ -164,5 +194,6 @@ class UsageWriter:
                 return  # stop() flushes what is left
             if await self.flush():
                 backoff = self._settings.flush_interval_seconds
+                await self._checkpoint()
             else:
                 backoff = min(backoff * 2, 30.0)

@@ -2,19 +2,20 @@
 
 A quota reservation is one UPDATE of one row. Through SQLAlchemy's async engine on aiosqlite it costs about
 0.65 ms of CPU, mostly five hand-offs to aiosqlite's thread (cursor, execute, close, commit, reset); the
-transaction itself costs about 27 µs, less than one hand-off (measured: 175 µs). On SQLite the quota
-ledger's statements therefore run here, on a connection of their own, made never to wait:
+transaction itself costs about 30 µs, less than one hand-off (measured: 175 µs). On SQLite the quota
+ledger's statements, and the usage records' inserts, therefore run here, on one connection of their own
+(so they never wait for each other), made never to wait:
 
 - `busy_timeout` is 0: when another connection holds the write lock, `begin` says so at once (None) and
-  the caller takes the engine's path instead, in aiosqlite's thread, where waiting harms nobody;
-- this connection never checkpoints (a checkpoint writes the database file and syncs it): the engine's
-  connections, which write every usage record, do;
+  the caller waits, or takes the engine's path, in aiosqlite's thread, where waiting harms nobody;
+- this connection never checkpoints (a checkpoint writes the database file and syncs it): `checkpoint`
+  runs one through the engine, in its thread;
 - in WAL mode with `synchronous=NORMAL` a commit appends to the WAL without syncing it;
 - a statement slower than `SLOW_SECONDS` (a disk in trouble) turns the path off for `PAUSE_SECONDS`.
 
-Statements are the repositories' SQLAlchemy Core statements, compiled once for SQLite, so each is written
-once. Their parameters are plain integers and strings (no type processing is applied). An error is raised
-as SQLAlchemy's `OperationalError`, as the engine would raise it.
+Statements are SQLAlchemy Core statements, compiled once with the engine's dialect, their parameters
+converted by the columns' own bind processors (dates, JSON), so each statement is written once, in the
+repositories. Errors are raised as SQLAlchemy's, as the engine would raise them.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
-from sqlalchemy.dialects import sqlite
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -37,8 +38,9 @@ log = logging.getLogger("gateway.db")
 
 SLOW_SECONDS = 0.05  # a disk in trouble, not a busy CPU (a descheduled thread can lose 30 ms)
 PAUSE_SECONDS = 30.0
-_DIALECT = sqlite.dialect()
 Params = dict[str, Any] | None
+Processor = Callable[[Any], Any]
+Compiled = tuple[str, tuple[str, ...], dict[str, Any], tuple[tuple[int, Processor], ...]]
 
 
 class InlineResult:
@@ -65,28 +67,37 @@ class InlineTransaction:
         cursor = self._db.run(*self._db.bound(statement, parameters))
         return InlineResult(cursor.rowcount, cursor.fetchall())
 
+    @property
+    def dialect(self) -> Dialect:
+        return self._db.dialect
+
+    def executemany(self, sql: str, rows: list[Any]) -> None:
+        """`sql` (already in SQLite's terms) once per row, the rows' values already converted."""
+        self._db.run(sql, rows, many=True)
+
 
 class InlineSQLite:
     # Tests: called with each statement's SQL before it runs (raising makes it fail).
     before_execute: Callable[[str], None] | None = None
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect: Dialect = engine.dialect
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA busy_timeout=0")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA wal_autocheckpoint=0")
-        self._compiled: weakref.WeakKeyDictionary[ClauseElement, tuple[str, tuple[str, ...], dict[str, Any]]]
-        self._compiled = weakref.WeakKeyDictionary()
+        self._compiled: weakref.WeakKeyDictionary[ClauseElement, Compiled] = weakref.WeakKeyDictionary()
         self._paused_until = 0.0
 
     @classmethod
-    def for_url(cls, url: str) -> InlineSQLite | None:
-        """For a file-backed SQLite database, put in WAL mode; None for anything else (the engine's path)."""
-        parsed = make_url(url)
-        if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+    def beside(cls, engine: AsyncEngine) -> InlineSQLite | None:
+        """For the engine's database if it is a SQLite file (put in WAL mode); None for anything else."""
+        url = engine.url
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
             return None
         try:
-            db = cls(parsed.database)
+            db = cls(url.database, engine)
         except sqlite3.Error:  # not there (yet): the engine's path, and readiness, will say
             return None
         try:  # as the engine sets on each of its connections (db/session.py)
@@ -100,18 +111,27 @@ class InlineSQLite:
         return db
 
     def bound(self, statement: ClauseElement, parameters: Params) -> tuple[str, tuple[Any, ...]]:
-        """The SQL of a statement and its arguments in order."""
-        sql, names, fixed = self._compiled_for(statement)
+        """The SQL of a statement and its arguments in order, converted for the driver."""
+        sql, names, fixed, processors = self._compiled_for(statement)
         values = {**fixed, **(parameters or {})}
-        return sql, tuple(values[name] for name in names)
+        args = [values[name] for name in names]
+        for i, process in processors:
+            args[i] = process(args[i])
+        return sql, tuple(args)
 
-    def _compiled_for(self, statement: ClauseElement) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    def _compiled_for(self, statement: ClauseElement) -> Compiled:
         entry = self._compiled.get(statement)
         if entry is None:
-            compiled = cast(SQLCompiler, statement.compile(dialect=_DIALECT))
+            compiled = cast(SQLCompiler, statement.compile(dialect=self.dialect))
             names = tuple(compiled.positiontup or ())  # qmark: the binds in SQL order
-            fixed = {name: bind.effective_value for name, bind in compiled.binds.items()}  # the literals
-            entry = (compiled.string, names, fixed)
+            binds = compiled.binds
+            fixed = {name: bind.effective_value for name, bind in binds.items()}  # the literals
+            processors = tuple(
+                (i, process)
+                for i, name in enumerate(names)
+                if (process := binds[name].type.dialect_impl(self.dialect).bind_processor(self.dialect))
+            )
+            entry = (compiled.string, names, fixed, processors)
             self._compiled[statement] = entry
         return entry
 
@@ -122,7 +142,7 @@ class InlineSQLite:
             return None
         try:
             return self.run(*self.bound(statement, parameters)).rowcount
-        except OperationalError:
+        except DBAPIError:
             return None
 
     @property
@@ -149,20 +169,26 @@ class InlineSQLite:
                 self.conn.execute("ROLLBACK")
             raise
 
-    def run(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+    def run(self, sql: str, args: Any = (), many: bool = False) -> sqlite3.Cursor:
         if self.before_execute is not None:
             self.before_execute(sql)
         started = time.monotonic()
         try:
-            return self.conn.execute(sql, args)
-        except sqlite3.Error as exc:
-            raise OperationalError(sql, args, exc) from exc
+            return self.conn.executemany(sql, args) if many else self.conn.execute(sql, args)
+        except sqlite3.Error as exc:  # as SQLAlchemy wraps it: IntegrityError, OperationalError, ...
+            raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
         finally:
             took = time.monotonic() - started
             if took > SLOW_SECONDS:
                 self._paused_until = time.monotonic() + PAUSE_SECONDS
                 log.warning("a quota statement on SQLite took %.1f ms; running them off the event loop "
                             "for %.0f s", took * 1000, PAUSE_SECONDS)  # fmt: skip
+
+    async def checkpoint(self) -> None:
+        """Copy what the WAL holds into the database file, off the event loop (the engine's thread); never
+        waits for readers or writers (PASSIVE)."""
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
         self.conn.close()

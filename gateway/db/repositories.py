@@ -180,14 +180,24 @@ async def delete_token(session: AsyncSession, token_id: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def insert_usage_records(session: AsyncSession, records: Iterable[UsageRecord]) -> None:
+async def insert_usage_records(
+    session: AsyncSession | InlineTransaction, records: Iterable[UsageRecord]
+) -> None:
     """Insert records, each made to fit its columns first (§6.5: a record is never refused)."""
     await insert_rows(session, USAGE_TABLE, usage_rows(records))
 
 
-async def touch_tokens(session: AsyncSession, last_used: dict[str, datetime]) -> None:
+TOUCH_TOKEN = (
+    update(Token)
+    .where(Token.id == bindparam("token_id"))
+    .values(last_used_at=bindparam("when"))
+    .execution_options(synchronize_session=False)
+)
+
+
+async def touch_tokens(session: AsyncSession | InlineTransaction, last_used: dict[str, datetime]) -> None:
     for token_id, when in last_used.items():
-        await session.execute(update(Token).where(Token.id == token_id).values(last_used_at=when))
+        await session.execute(TOUCH_TOKEN, {"token_id": token_id, "when": when})
 
 
 async def list_usage_records(

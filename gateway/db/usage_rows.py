@@ -19,6 +19,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.fit import fit_row
+from gateway.db.inline import InlineTransaction
 from gateway.domain import UsageRecord
 
 Processor = Callable[[Any], Any] | None
@@ -55,9 +56,15 @@ def prepared_insert(table: Table, dialect: Dialect) -> PreparedInsert:
     return PreparedInsert(str(compiled), names, processors, positions is not None)
 
 
-async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+async def insert_rows(
+    session: AsyncSession | InlineTransaction, table: Table, rows: Sequence[dict[str, Any]]
+) -> None:
     """Insert `rows` (every column but the key, each made to fit first) in one executemany."""
     if not rows:
+        return
+    if isinstance(session, InlineTransaction):
+        inline = prepared_insert(table, session.dialect)
+        session.executemany(inline.sql, [inline.params(fit_row(table, row)) for row in rows])
         return
     conn = await session.connection()
     prepared = prepared_insert(table, conn.dialect)

@@ -44,7 +44,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def new_ledger(sessions: Sessions) -> NewLedger:
-    return lambda **options: QuotaLedger(sessions, inline=False, **options)
+    return lambda **options: QuotaLedger(sessions, **options)  # no inline path
 
 
 class TokenUpdates:

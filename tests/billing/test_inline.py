@@ -9,15 +9,20 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from gateway.billing import ledger as ledger_module
+from gateway.billing import usage_writer
 from gateway.billing.ledger import QuotaLedger
+from gateway.billing.usage_writer import UsageWriter
 from gateway.db import inline, migrate
 from gateway.db.inline import InlineSQLite
+from gateway.db.models import Token, UsageRecordRow
 from gateway.db.session import create_engine, create_sessionmaker
-from gateway.settings import DatabaseSettings
+from gateway.domain import Attempt
+from gateway.settings import DatabaseSettings, UsageSettings
 from tests.billing.test_ledger import GatedCharges, Sessions, make_token, state
+from tests.billing.test_usage_writer import record
 from tests.db.conftest import in_thread
 
 
@@ -37,10 +42,10 @@ async def sessions(db_path: Path) -> AsyncIterator[Sessions]:
 
 @pytest.fixture
 def ledger(sessions: Sessions) -> Iterator[QuotaLedger]:
-    made = QuotaLedger(sessions)
-    assert made.inline is not None
-    yield made
-    made.close()
+    inline = InlineSQLite.beside(sessions.kw["bind"])
+    assert inline is not None
+    yield QuotaLedger(sessions, inline=inline)
+    inline.close()
 
 
 class EngineUpdates:
@@ -161,15 +166,68 @@ async def test_a_slow_statement_pauses_the_inline_path(
     assert await state(sessions, "tok") == (10_000, 2_000)
 
 
-def test_only_a_sqlite_file_runs_inline_and_in_wal_mode(tmp_path: Path) -> None:
-    assert InlineSQLite.for_url("sqlite+aiosqlite://") is None
-    assert InlineSQLite.for_url("sqlite+aiosqlite:///:memory:") is None
-    assert InlineSQLite.for_url("postgresql+asyncpg://u@127.0.0.1/db") is None
-    assert InlineSQLite.for_url(f"sqlite+aiosqlite:///{tmp_path}") is None  # cannot be opened
+async def test_only_a_sqlite_file_runs_inline_and_in_wal_mode(tmp_path: Path) -> None:
     path = tmp_path / "plain.db"
     sqlite3.connect(path).close()  # a rollback journal, as a new file has
-    db = InlineSQLite.for_url(f"sqlite+aiosqlite:///{path}")
-    assert db is not None
-    db.close()
+    urls = {
+        "sqlite+aiosqlite://": False,
+        "sqlite+aiosqlite:///:memory:": False,
+        "postgresql+asyncpg://u@127.0.0.1/db": False,
+        f"sqlite+aiosqlite:///{tmp_path}": False,  # a directory: cannot be opened
+        f"sqlite+aiosqlite:///{path}": True,
+    }
+    for url, runs_inline in urls.items():
+        engine = create_engine(DatabaseSettings(url=url))
+        db = InlineSQLite.beside(engine)
+        assert (db is not None) is runs_inline, url
+        if db is not None:
+            db.close()
+        await engine.dispose()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_usage_records_are_written_inline(sessions: Sessions, ledger: QuotaLedger) -> None:
+    """The same connection as the quota statements: a batch, its tokens' `last_used_at`, dates and JSON
+    converted as the engine converts them."""
+    statements: list[str] = []
+    event.listen(sessions.kw["bind"].sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    await make_token(sessions, "tok", quota=None)
+    statements.clear()
+    writer = UsageWriter(sessions, UsageSettings(), ledger.inline)
+    attempt = Attempt(channel="c", key_index=0, status=200, duration_ms=5)
+    for i in range(3):
+        writer.submit(record(i, token_id="tok", attempts=[attempt]))
+    assert await writer.flush() is True
+    assert statements == []  # nothing through the engine
+    async with sessions() as session:
+        rows = (await session.execute(select(UsageRecordRow).order_by(UsageRecordRow.id))).scalars().all()
+        token = await session.get(Token, "tok")
+    assert [(r.request_id, r.created_at, r.attempts) for r in rows] == [
+        (f"req-{i}", record(i).created_at.replace(tzinfo=None), [attempt.as_dict()]) for i in range(3)
+    ]
+    assert token is not None and token.last_used_at == record(2).created_at.replace(tzinfo=None)
+
+
+async def test_the_usage_writer_checkpoints_the_wal_from_the_engines_thread(
+    sessions: Sessions, ledger: QuotaLedger, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert ledger.inline is not None
+    monkeypatch.setattr(usage_writer, "CHECKPOINT_SECONDS", 0.0)
+    checkpointed = asyncio.Event()
+    real = ledger.inline.checkpoint
+
+    async def watched() -> None:
+        await real()
+        checkpointed.set()
+
+    monkeypatch.setattr(ledger.inline, "checkpoint", watched)
+    writer = UsageWriter(sessions, UsageSettings(batch_size=2), ledger.inline)
+    writer.start()
+    writer.submit(record(0))
+    writer.submit(record(1))  # a full batch wakes the writer
+    await checkpointed.wait()
+    await writer.stop()
+    with sqlite3.connect(db_path) as conn:
+        busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert busy == 0 and frames == copied  # nothing left in the WAL that is not in the database file

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.billing.ledger import QuotaLedger
 from gateway.db import migrate
 from gateway.db import repositories as repo
+from gateway.db.inline import InlineSQLite
 from gateway.db.models import Token, UsageRecordRow
 from gateway.db.session import create_engine, create_sessionmaker
 from gateway.settings import DatabaseSettings
@@ -71,17 +72,20 @@ NewLedger = Callable[..., QuotaLedger]
 
 @pytest.fixture
 def new_ledger(request: pytest.FixtureRequest, sessions: Sessions) -> Iterator[NewLedger]:
-    """QuotaLedger(sessions, ...) on the path the database parameter names."""
-    inline = request.node.callspec.params["db_url"] != "sqlite-engine"
-    made: list[QuotaLedger] = []
+    """QuotaLedger(sessions, ...) on the path the database parameter names (`inline=False`: the engine's)."""
+    engine: AsyncEngine = sessions.kw["bind"]
+    paths: list[InlineSQLite] = []
 
-    def make(**options: Any) -> QuotaLedger:
-        made.append(QuotaLedger(sessions, **{"inline": inline, **options}))
-        return made[-1]
+    def make(
+        inline: bool = request.node.callspec.params["db_url"] != "sqlite-engine", **options: Any
+    ) -> QuotaLedger:
+        path = InlineSQLite.beside(engine) if inline else None
+        paths.extend([path] if path is not None else [])
+        return QuotaLedger(sessions, inline=path, **options)
 
     yield make
-    for ledger in made:
-        ledger.close()
+    for path in paths:
+        path.close()
 
 
 class GatedCharges:

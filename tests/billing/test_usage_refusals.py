@@ -8,7 +8,7 @@ records stay buffered and are retried.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.api.edge import MAX_ID_LEN
 from gateway.billing.usage_writer import UsageWriter
 from gateway.db import migrate
+from gateway.db.inline import InlineSQLite
 from gateway.db.models import Token, UsageRecordRow
 from gateway.db.session import create_engine, create_sessionmaker
 from gateway.domain import Attempt, Usage, UsageRecord
@@ -41,9 +42,10 @@ def pg_migrated() -> Iterator[str]:
         drop_pg_database(url)
 
 
-@pytest.fixture(params=["sqlite", POSTGRES])
+# "sqlite-inline": the batches written on the event loop (db/inline.py), as the gateway does on a SQLite file.
+@pytest.fixture(params=["sqlite", "sqlite-inline", POSTGRES])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
+    if request.param.startswith("sqlite"):
         url = f"sqlite+aiosqlite:///{tmp_path}/gateway.db"
         in_thread(migrate.upgrade, url)  # the migrated schema, widths included
         return url
@@ -76,8 +78,15 @@ def record(request_id: str, i: int = 0, **kw: Any) -> UsageRecord:
     return UsageRecord(request_id=request_id, **values)
 
 
-def writer(sessions: Sessions) -> UsageWriter:
-    return UsageWriter(sessions, UsageSettings(batch_size=50, flush_interval_seconds=60))
+@pytest.fixture
+def writer(request: pytest.FixtureRequest, sessions: Sessions) -> Iterator[Callable[[Sessions], UsageWriter]]:
+    inline = None
+    if request.node.callspec.params["db_url"] == "sqlite-inline":
+        inline = InlineSQLite.beside(sessions.kw["bind"])
+        assert inline is not None
+    yield lambda s: UsageWriter(s, UsageSettings(batch_size=50, flush_interval_seconds=60), inline)
+    if inline is not None:
+        inline.close()
 
 
 async def rows(sessions: Sessions) -> list[UsageRecordRow]:
@@ -95,7 +104,9 @@ def test_request_id_column_holds_every_id_the_edge_accepts() -> None:
     assert width("request_id") >= MAX_ID_LEN == 128
 
 
-async def test_oversized_strings_are_cut_to_width_and_the_next_records_follow(sessions: Sessions) -> None:
+async def test_oversized_strings_are_cut_to_width_and_the_next_records_follow(
+    sessions: Sessions, writer: Callable[[Sessions], UsageWriter]
+) -> None:
     long = {
         "token_id": "t" * 300,
         "group": "g" * 300,
@@ -125,7 +136,9 @@ async def test_oversized_strings_are_cut_to_width_and_the_next_records_follow(se
     assert (w.depth, w.written, w.dropped) == (0, 22, 0)
 
 
-async def test_values_outside_what_a_column_can_hold_are_made_to_fit(sessions: Sessions) -> None:
+async def test_values_outside_what_a_column_can_hold_are_made_to_fit(
+    sessions: Sessions, writer: Callable[[Sessions], UsageWriter]
+) -> None:
     """A NUL byte (PostgreSQL text cannot hold one), a lone surrogate (no encoding can) and numbers
     past the column's integer range; JSON escapes them all, so attempts keep theirs."""
     w = writer(sessions)
@@ -200,7 +213,7 @@ async def refusing(sessions: Sessions) -> AsyncIterator[Sessions]:
 
 
 async def test_a_refused_row_is_logged_and_dropped_and_the_rest_are_written(
-    refusing: Sessions, caplog: pytest.LogCaptureFixture
+    refusing: Sessions, writer: Callable[[Sessions], UsageWriter], caplog: pytest.LogCaptureFixture
 ) -> None:
     w = writer(refusing)
     ids = ["a-0", "a-1", "refuse-me-42", "a-3", "refuse-too", "a-5"]
