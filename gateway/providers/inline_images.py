@@ -44,34 +44,30 @@ def clean_base64(text: memoryview) -> bool:
 
 
 def _clean_piece(text: memoryview, *, last: bool) -> bool:
-    if not last and text[-1] == _PAD:
-        return False
-    try:
-        pybase64.b64decode(text, validate=True)
-    except binascii.Error:
-        return False
-    return True
+    return (last or text[-1] != _PAD) and _decodes(text)
 
 
 def clean_base64_string(raw: bytes | bytearray, view: memoryview, start: int) -> int:
     """Where the JSON string value starting at `start` ends (its closing `"`) when all of it is clean
     base64 (as `clean_base64` says), else -1. One pass: each 1 MiB piece is checked, and only the piece
-    that fails (no `"` is base64) is searched for the quote."""
+    that fails (no `"` is base64), or the answer's last one, is searched for the quote."""
     pos, size = start, len(raw)
     while True:
-        end = min(pos + _CHECK_CHARS, size)
-        try:
-            pybase64.b64decode(view[pos:end], validate=True)
-        except binascii.Error:
+        end = pos + _CHECK_CHARS
+        if end >= size or not _decodes(view[pos:end]):
             quote = raw.find(b'"', pos, end)
-            if quote < 0:
-                return -1
-            return quote if _clean_piece(view[pos:quote], last=True) else -1
-        if end == size:
-            return -1  # no closing quote
+            return quote if quote >= 0 and _clean_piece(view[pos:quote], last=True) else -1
         if raw[end - 1] == _PAD and raw[end] != _QUOTE:
             return -1
         pos = end
+
+
+def _decodes(text: memoryview) -> bool:
+    try:
+        pybase64.b64decode(text, validate=True)
+    except binascii.Error:
+        return False
+    return True
 
 
 def _decoded(raw: bytes | bytearray, view: memoryview, start: int) -> tuple[bytes, int] | None:
