@@ -43,6 +43,9 @@ class ServerSettings(_Section):
     # §4.7: a non-stream call sends 200 at once, then a space every interval until its JSON; 0 = off
     nonstream_keepalive_seconds: float = Field(0.0, ge=0)
     shutdown_grace_seconds: float = Field(30.0, ge=0)  # SIGTERM: in-flight requests get this long
+    # glibc: freed memory (image buffers) kept for the next requests instead of returned, and refaulted,
+    # page by page; 0 = the allocator's defaults (see gateway/allocator.py)
+    malloc_keep_mb: float = Field(256, ge=0)
 
 
 class DatabaseSettings(_Section):

@@ -7,6 +7,9 @@ A buffer grows with the bytes that arrived: announcing a length earns no allocat
 
 from __future__ import annotations
 
+import ctypes
+from typing import cast
+
 import aiohttp
 
 from gateway.errors import UpstreamTooLarge
@@ -18,10 +21,11 @@ _GROWTH = 8
 # once a buffer of 1/_TRUST_AT of it would be needed: an intermediate buffer is then at most 1/8 of the
 # final one, and an upstream that lies gets at most _GROWTH * _TRUST_AT times what it sent allocated.
 _TRUST_AT = 8
-# An answer announced at most this long is read by appending to a buffer that grows (no zero-filled
-# buffer first-touched twice, no move to a bigger one); a longer one into a buffer of its size, as
-# growing a large buffer by realloc can copy it again and again once the heap holds it.
-_APPEND_UP_TO = 4 * 1024 * 1024
+# A bytearray of a given size whose bytes are left as the allocator had them: `bytearray(n)` writes n
+# zeros first, one more pass over a 21 MB answer that the chunks then overwrite anyway.
+_new_bytearray = ctypes.pythonapi.PyByteArray_FromStringAndSize
+_new_bytearray.restype = ctypes.py_object
+_new_bytearray.argtypes = (ctypes.c_char_p, ctypes.c_ssize_t)
 
 
 def too_large(channel: str, limit: int) -> UpstreamTooLarge:
@@ -38,8 +42,8 @@ async def read_body(response: aiohttp.ClientResponse, limit: int, channel: str) 
     length = response.content_length
     if length is None or length <= limit:
         try:
-            if length is None or length <= _APPEND_UP_TO:
-                return await _read_growing(response, limit if length is None else length)
+            if length is None:
+                return await _read_growing(response, limit)
             return await _read_announced(response, length)
         except (MemoryError, _OverLimit):
             pass
@@ -51,11 +55,14 @@ async def _read_announced(response: aiohttp.ClientResponse, length: int) -> byte
     """Into a buffer of the announced size once enough has arrived; aiohttp never reads past it.
 
     Writes go through a memoryview: a bytearray slice assignment would copy each chunk first.
+    `iter_chunks` hands over aiohttp's chunks as they were received: `iter_any` would first join the
+    ones waiting into a new bytes, one more copy. The buffer is not zero-filled: only the bytes written
+    are ever returned (it is cut to them).
     """
     buffer, view = _allocate(min(length, _FIRST_BYTES))
     filled = 0
     try:
-        async for chunk in response.content.iter_any():
+        async for chunk, _ in response.content.iter_chunks():
             end = filled + len(chunk)
             if end > len(buffer):
                 if end > length:
@@ -74,7 +81,8 @@ async def _read_announced(response: aiohttp.ClientResponse, length: int) -> byte
 
 
 def _allocate(size: int) -> tuple[bytearray, memoryview]:
-    buffer = bytearray(size)
+    """A buffer of `size` bytes, not zero-filled (MemoryError when there is no room)."""
+    buffer = cast(bytearray, _new_bytearray(None, size))
     return buffer, memoryview(buffer)
 
 
@@ -96,11 +104,8 @@ class _OverLimit(Exception):
 
 
 async def _read_growing(response: aiohttp.ClientResponse, limit: int) -> bytearray:
-    """The buffer grows as bytes arrive (realloc, no zero-filled slack), up to `limit`.
-
-    `iter_chunks` hands over aiohttp's chunks as they were received: `iter_any` would first join the
-    ones waiting into a new bytes, one more copy.
-    """
+    """An answer of unannounced length (chunked, or until close): the buffer grows as bytes arrive
+    (realloc), up to `limit`. Chunks taken as received, as in `_read_announced`."""
     buffer = bytearray()
     try:
         async for chunk, _ in response.content.iter_chunks():

@@ -23,7 +23,7 @@ import pybase64
 
 T = TypeVar("T")
 _CHECK_CHARS = 1 << 20  # base64 checked per call: a multiple of 4, and a small scratch buffer
-_PAD = ord("=")
+_PAD, _QUOTE = ord("="), ord('"')
 
 
 @functools.cache
@@ -37,31 +37,60 @@ def clean_base64(text: memoryview) -> bool:
     Checked by decoding 1 MiB at a time into a scratch buffer that is dropped; `=` may end only the last.
     """
     size = len(text)
+    return all(
+        _clean_piece(text[start : start + _CHECK_CHARS], last=start + _CHECK_CHARS >= size)
+        for start in range(0, size, _CHECK_CHARS)
+    )
+
+
+def _clean_piece(text: memoryview, *, last: bool) -> bool:
+    return (last or text[-1] != _PAD) and _decodes(text)
+
+
+def clean_base64_string(raw: bytes | bytearray, view: memoryview, start: int) -> int:
+    """Where the JSON string value starting at `start` ends (its closing `"`) when all of it is clean
+    base64 (as `clean_base64` says), else -1. One pass: each 1 MiB piece is checked, and only the piece
+    that fails (no `"` is base64), or the answer's last one, is searched for the quote."""
+    pos, size = start, len(raw)
+    while True:
+        end = pos + _CHECK_CHARS
+        if end >= size or not _decodes(view[pos:end]):
+            quote = raw.find(b'"', pos, end)
+            return quote if quote >= 0 and _clean_piece(view[pos:quote], last=True) else -1
+        if raw[end - 1] == _PAD and raw[end] != _QUOTE:
+            return -1
+        pos = end
+
+
+def _decodes(text: memoryview) -> bool:
     try:
-        for start in range(0, size, _CHECK_CHARS):
-            end = start + _CHECK_CHARS
-            if end < size and text[end - 1] == _PAD:
-                return False
-            pybase64.b64decode(text[start:end], validate=True)
+        pybase64.b64decode(text, validate=True)
     except binascii.Error:
         return False
     return True
 
 
-def _decoded(text: memoryview) -> bytes | None:
+def _decoded(raw: bytes | bytearray, view: memoryview, start: int) -> tuple[bytes, int] | None:
+    end = raw.find(b'"', start)
+    if end < 0:
+        return None
     try:
-        return pybase64.b64decode(text, validate=True)
+        return pybase64.b64decode(view[start:end], validate=True), end
     except binascii.Error:
         return None
 
 
-def _checked(text: memoryview) -> memoryview | None:
-    return text if clean_base64(text) else None
+def _checked(raw: bytes | bytearray, view: memoryview, start: int) -> tuple[memoryview, int] | None:
+    end = clean_base64_string(raw, view, start)
+    return (view[start:end], end) if end >= 0 else None
 
 
 def _split(
-    raw: bytes | bytearray, key: bytes, take: Callable[[memoryview], T | None]
+    raw: bytes | bytearray,
+    key: bytes,
+    take: Callable[[bytes | bytearray, memoryview, int], tuple[T, int] | None],
 ) -> tuple[bytes, list[T]] | None:
+    """`take` gives the value of the string starting at an index, and the index of its closing quote."""
     pattern = _key_pattern(key)
     parts: list[bytes] = []
     values: list[T] = []
@@ -70,14 +99,13 @@ def _split(
     try:
         while (match := pattern.search(raw, pos)) is not None:
             start = match.end()
-            end = raw.find(b'"', start)
             # A JSON escape (`\"` would end the value early) is no base64 character: `take` refuses it.
-            value = take(view[start:end]) if end >= 0 else None
-            if value is None:
+            taken = take(raw, view, start)
+            if taken is None:
                 return None
-            values.append(value)
+            values.append(taken[0])
             parts += (bytes(view[pos:start]), str(len(values) - 1).encode())
-            pos = end
+            pos = taken[1]
         if not values:
             return None
         parts.append(bytes(view[pos:]))

@@ -7,7 +7,13 @@ import base64
 import orjson
 import pytest
 
-from gateway.providers.inline_images import clean_base64, index_of, split_base64, split_base64_text
+from gateway.providers.inline_images import (
+    clean_base64,
+    clean_base64_string,
+    index_of,
+    split_base64,
+    split_base64_text,
+)
 from gateway.providers.mock import render_png
 from gateway.providers.openai.answers import parse_images_answer
 
@@ -59,22 +65,36 @@ def test_base64_kept_as_text_is_a_view_of_the_buffer_checked_to_be_clean() -> No
     assert split_base64_text(b'{"data": "YWJj\\u0041"}', b"data") is None  # an escape: parsed as usual
 
 
-@pytest.mark.parametrize(
-    ("text", "clean"),
-    [
-        (b"", True),
-        (b"YWJj", True),
-        (b"YWI=", True),
-        (b"YQ==", True),
-        (b"YWJ", False),  # unpadded
-        (b"YQ==YWJj", False),  # padding inside
-        (b"YWJj\n", False),
-        (b"YW\xc3\xa9", False),  # not ASCII
-        (b"YWJj\\", False),
-        (b"YWJj" * (1 << 18) + b"YQ==", True),  # past the first 1 MiB checked
-        (b"YWJj" * ((1 << 18) - 1) + b"YWI=YWJj", False),  # padding that ends the first 1 MiB checked
-    ],
-    ids=lambda v: repr(v)[:24],
-)
+CASES = [
+    (b"", True),
+    (b"YWJj", True),
+    (b"YWI=", True),
+    (b"YQ==", True),
+    (b"YWJ", False),  # unpadded
+    (b"YQ==YWJj", False),  # padding inside
+    (b"YWJj\n", False),
+    (b"YW\xc3\xa9", False),  # not ASCII
+    (b"YWJj\\", False),
+    (b"YWJj" * (1 << 18) + b"YQ==", True),  # past the first 1 MiB checked
+    (b"YWJj" * ((1 << 18) - 1) + b"YWI=YWJj", False),  # padding that ends the first 1 MiB checked
+    (b"YWJj" * ((1 << 18) - 1) + b"YWI=", True),  # padding that ends the value, at the end of 1 MiB
+    (b"YWJj" * (1 << 18), True),  # the value ends where a MiB does
+    (b"YWJj" * (1 << 18) + b"YW=j", False),
+    (b"YWJj" * (1 << 18) + b"YWJ\\", False),  # an escape in the second MiB
+]
+IDS = [repr(text)[:24] + f"-{len(text)}" for text, _ in CASES]
+
+
+@pytest.mark.parametrize(("text", "clean"), CASES, ids=IDS)
 def test_clean_base64_is_standard_padded_base64_and_nothing_else(text: bytes, clean: bool) -> None:
     assert clean_base64(memoryview(text)) is clean
+
+
+@pytest.mark.parametrize(("text", "clean"), CASES, ids=IDS)
+@pytest.mark.parametrize("after", [b'"}', b'"'])
+def test_a_string_value_is_checked_up_to_its_closing_quote(text: bytes, clean: bool, after: bytes) -> None:
+    raw = bytearray(b'{"data": "' + text + after)
+    start = len(b'{"data": "')
+    with memoryview(raw) as view:
+        assert clean_base64_string(raw, view, start) == (start + len(text) if clean else -1)
+        assert clean_base64_string(raw[: -len(after)], view[: -len(after)], start) == -1  # no closing quote
