@@ -35,6 +35,24 @@ def _whole(data: bytes) -> bool:
     return True
 
 
+def _plain_run(chunk: bytes, cut: int, max_event_bytes: int) -> list[SSEEvent] | None:
+    """The events of `chunk[:cut + 1]` when it is only `data: …` lines each followed by a blank line (how
+    upstreams send): one split instead of a few tests per line. None for anything else (comments,
+    names, multi-line data, CRLF, a line not yet ended), which the line by line parser takes."""
+    if chunk[cut - 1 : cut + 1] != b"\n\n" or cut + 1 > max_event_bytes:
+        return None
+    block = chunk[: cut - 1]
+    parts = block.split(b"\n\n")
+    if block.count(b"\n") != 2 * (len(parts) - 1) or b"\r" in block:
+        return None  # a single line end, or three in a row: not the plain shape
+    events: list[SSEEvent] = []
+    for part in parts:
+        if not part.startswith(b"data: "):
+            return None
+        events.append((None, part[6:]))
+    return events
+
+
 async def iter_sse_batches(
     chunks: AsyncIterable[bytes], max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 ) -> AsyncIterator[list[SSEEvent]]:
@@ -61,7 +79,13 @@ async def iter_sse_batches(
             pending += chunk[:cut]
             complete, pending = bytes(pending), bytearray(chunk[cut + 1 :])
         else:
+            plain = None if data or event is not None else _plain_run(chunk, cut, max_event_bytes)
             complete, pending = chunk[:cut], bytearray(chunk[cut + 1 :])
+            if plain is not None:
+                if len(pending) > max_event_bytes:
+                    raise _too_large(max_event_bytes, pending, data)
+                yield plain
+                continue
         batch: list[SSEEvent] = []
         for line in complete.split(b"\n"):
             if line.endswith(b"\r"):

@@ -164,3 +164,38 @@ async def test_events_under_the_cap_pass_however_long_the_stream() -> None:
 async def test_one_chunk_holding_a_line_over_the_cap_is_refused() -> None:
     with pytest.raises(UpstreamTooLarge):
         await drain(Counted([b"data: " + b"q" * 5000 + b"\n\n"]), cap=1000)
+
+
+PLAIN = b'data: {"a": 1}\n\ndata: {"b": 2}\n\ndata: [DONE]\n\n'
+
+
+async def test_a_plain_run_of_data_lines_is_one_batch() -> None:
+    batches = [b async for b in iter_sse_batches(feed([PLAIN]))]
+    assert batches == [[(None, b'{"a": 1}'), (None, b'{"b": 2}'), (None, b"[DONE]")]]
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b"event: named\n", PLAIN],  # a name read before the run belongs to its first event
+        [b"data: first\n", b"data: second\n\n" + PLAIN],  # an event begun in an earlier chunk
+        [b'data: {"a"', b": 1}\n\n" + PLAIN],  # a line begun in an earlier chunk
+        [PLAIN + b"data: cut"],
+        [PLAIN.replace(b"\n\ndata: [DONE]", b"\n\n\ndata: [DONE]")],  # an extra blank line
+        [PLAIN.replace(b'data: {"b"', b'data:{"b"')],
+        [PLAIN.replace(b'data: {"b"', b': comment\ndata: {"b"')],
+        [PLAIN.replace(b'data: {"b": 2}', b'data: {"b":\ndata: 2}')],
+        [PLAIN.replace(b"\n", b"\r\n")],
+    ],
+)
+async def test_anything_but_a_plain_run_reads_as_line_by_line(chunks: list[bytes]) -> None:
+    """What the one-split path reads equals what the line by line parser reads, fed byte by byte."""
+    whole = [e async for b in iter_sse_batches(feed(chunks)) for e in b]
+    one_by_one = [e async for b in iter_sse_batches(feed(bytewise(b"".join(chunks)))) for e in b]
+    assert whole == one_by_one
+    assert (b"named", b'{"a": 1}') in whole or chunks[0] != b"event: named\n"
+
+
+async def test_a_plain_run_over_the_cap_is_refused() -> None:
+    with pytest.raises(UpstreamTooLarge):
+        await drain(Counted([b"data: " + b"q" * 5000 + b"\n\ndata: x\n\n"]), cap=1000)
