@@ -24,7 +24,8 @@ from tests.pipeline.test_chat import CHUNKS, make_ledger, request
 class HeldEndUpstream:
     """Keep-alive HTTP/1.1; each stream's events and `[DONE]` go out at once, its last chunk on `end`."""
 
-    def __init__(self) -> None:
+    def __init__(self, held: bool = True) -> None:
+        self.held = held  # False: the body's end goes out with `[DONE]`, in the same write
         self.connections = 0
         self.end = asyncio.Event()
         self.server: asyncio.Server | None = None
@@ -52,8 +53,11 @@ class HeldEndUpstream:
                     + b"%x\r\n" % len(body)
                     + body
                     + b"\r\n"
+                    + (b"" if self.held else b"0\r\n\r\n")
                 )
                 await writer.drain()
+                if not self.held:
+                    continue
                 await self.end.wait()
                 self.end.clear()
                 writer.write(b"0\r\n\r\n")
@@ -106,3 +110,22 @@ async def test_a_stream_read_to_done_leaves_its_connection_for_the_next_request(
     finally:
         await upstream.stop()
     assert upstream.connections == (1 if end_after_done else 2)
+
+
+async def test_a_stream_whose_end_comes_with_done_keeps_its_connection_without_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The usual upstream: the body's end is in the read that holds `[DONE]`. Nothing is waited for (the
+    wait is cut to nothing here) and the connection goes back to the pool."""
+    monkeypatch.setattr(http, "_END_WAIT_SECONDS", 0.0)
+    upstream = HeldEndUpstream(held=False)
+    base_url = await upstream.start()
+    channel = ChannelSettings(name="up", kind="openai", base_url=base_url, api_keys=["sk-up"], models=["m"])
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(3):
+                out = await _relay_once(session, Target(channel, 0), upstream, end_after_done=False)
+                assert out[-1].endswith(DONE) and b"".join(out).count(DONE) == 1
+    finally:
+        await upstream.stop()
+    assert upstream.connections == 1

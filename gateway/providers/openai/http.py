@@ -171,6 +171,8 @@ class OpenAIStream:
     async def _read_to_end(self) -> None:
         """Read what follows `[DONE]` (bounded): aiohttp then sees the body end and pools the connection."""
         content = self._response.content
+        if content.at_eof():  # the end came with `[DONE]` (the usual case): no timer to set
+            return
         left = _END_BYTES
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
             async with asyncio.timeout(_END_WAIT_SECONDS):
