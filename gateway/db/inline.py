@@ -181,7 +181,7 @@ class InlineSQLite:
             took = time.monotonic() - started
             if took > SLOW_SECONDS:
                 self._paused_until = time.monotonic() + PAUSE_SECONDS
-                log.warning("a quota statement on SQLite took %.1f ms; running them off the event loop "
+                log.warning("a statement on SQLite took %.1f ms; running statements off the event loop "
                             "for %.0f s", took * 1000, PAUSE_SECONDS)  # fmt: skip
 
     async def checkpoint(self) -> None:
