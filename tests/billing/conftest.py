@@ -1,3 +1,3 @@
-"""The throw-away PostgreSQL database fixture of tests/db, for the billing tests too."""
+"""The throw-away PostgreSQL database fixtures of tests/db, for the billing tests too."""
 
-from tests.db.conftest import pg_database  # noqa: F401  (a fixture, used by name)
+from tests.db.conftest import pg_database, pg_migrated  # noqa: F401  (fixtures, used by name)

@@ -20,7 +20,6 @@ from sqlalchemy.exc import OperationalError
 
 from gateway.billing.coalesce import Coalescer, Pending
 from gateway.billing.ledger import QuotaLedger
-from gateway.db.inline import InlineSQLite
 from gateway.errors import ServiceUnavailable
 from tests.billing.test_ledger import (
     GatedCharges,
@@ -28,13 +27,12 @@ from tests.billing.test_ledger import (
     Sessions,
     make_token,
     migrated_url,
-    pg_migrated,
     sessions,
     state,
 )
 from tests.db.conftest import requires_postgres
 
-__all__ = ["pg_migrated", "sessions"]  # fixtures, used by name
+__all__ = ["sessions"]  # a fixture, used by name
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[requires_postgres, pytest.mark.postgres])])
@@ -48,20 +46,15 @@ def new_ledger(sessions: Sessions) -> NewLedger:
 
 
 class TokenUpdates:
-    """Counts the UPDATEs on `tokens` the engine sends, or the inline path runs; `fail_at` makes the n-th one
-    (1-based) fail."""
+    """Counts the UPDATEs on `tokens` the engine sends; `fail_at` makes the n-th one (1-based) fail."""
 
-    def __init__(self, sessions: Sessions, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self.count = 0
         self.fail_at: int | None = None
         self._engine = sessions.kw["bind"].sync_engine
         event.listen(self._engine, "before_cursor_execute", self._seen)
-        monkeypatch.setattr(InlineSQLite, "before_execute", staticmethod(self._seen_inline))
 
-    def _seen_inline(self, statement: str) -> None:
-        self._seen(None, None, statement)
-
-    def _seen(self, conn: Connection | None, cursor: object, statement: str, *args: object) -> None:
+    def _seen(self, conn: Connection, cursor: object, statement: str, *args: object) -> None:
         if not statement.lstrip().upper().startswith("UPDATE TOKENS"):
             return
         self.count += 1
@@ -73,8 +66,8 @@ class TokenUpdates:
 
 
 @pytest.fixture
-def updates(sessions: Sessions, monkeypatch: pytest.MonkeyPatch) -> Iterator[TokenUpdates]:
-    counter = TokenUpdates(sessions, monkeypatch)
+def updates(sessions: Sessions) -> Iterator[TokenUpdates]:
+    counter = TokenUpdates(sessions)
     yield counter
     counter.close()
 

@@ -26,13 +26,6 @@ from tests.db.conftest import in_thread, requires_postgres
 Sessions = async_sessionmaker[AsyncSession]
 
 
-@pytest.fixture(scope="module")
-def pg_migrated(request: pytest.FixtureRequest) -> Iterator[str]:
-    url: str = request.getfixturevalue("pg_database")
-    in_thread(migrate.upgrade, url)
-    yield url
-
-
 # "sqlite": the quota statements run inline on the event loop (db/inline.py); "sqlite-engine": through the
 # engine, as they do when the database is busy (and as on PostgreSQL).
 @pytest.fixture(

@@ -25,21 +25,11 @@ from gateway.db.models import Token, UsageRecordRow
 from gateway.db.session import create_engine, create_sessionmaker
 from gateway.domain import Attempt, Usage, UsageRecord
 from gateway.settings import DatabaseSettings, UsageSettings
-from tests.db.conftest import create_pg_database, drop_pg_database, in_thread, requires_postgres
+from tests.db.conftest import in_thread, requires_postgres
 
 Sessions = async_sessionmaker[AsyncSession]
 T0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 POSTGRES = pytest.param("postgres", marks=[pytest.mark.postgres, requires_postgres])
-
-
-@pytest.fixture(scope="module")
-def pg_migrated() -> Iterator[str]:
-    url = create_pg_database()
-    try:
-        in_thread(migrate.upgrade, url)
-        yield url
-    finally:
-        drop_pg_database(url)
 
 
 # "sqlite-inline": the batches written on the event loop (db/inline.py), as the gateway does on a SQLite file.

@@ -20,6 +20,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gateway.db import migrate
+
 PG_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL")
 requires_postgres = pytest.mark.skipif(
     not PG_URL, reason="set GATEWAY_TEST_POSTGRES_URL to run PostgreSQL tests"
@@ -64,3 +66,10 @@ def pg_database() -> Iterator[str]:
         yield url
     finally:
         drop_pg_database(url)
+
+
+@pytest.fixture(scope="module")
+def pg_migrated(pg_database: str) -> str:
+    """The module's PostgreSQL database, migrated to head."""
+    in_thread(migrate.upgrade, pg_database)
+    return pg_database

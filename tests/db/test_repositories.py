@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,13 +25,6 @@ from tests.db.conftest import in_thread, requires_postgres
 
 Sessions = async_sessionmaker[AsyncSession]
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def pg_migrated(request: pytest.FixtureRequest) -> Iterator[str]:
-    url: str = request.getfixturevalue("pg_database")
-    in_thread(migrate.upgrade, url)
-    yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=requires_postgres)])

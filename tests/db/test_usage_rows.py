@@ -3,7 +3,7 @@ column as the database holds it (SQLite's datetime text, JSON text, booleans), o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,6 @@ from gateway.db.usage_rows import prepared_insert, usage_row
 from gateway.domain import Attempt, Usage, UsageRecord
 from gateway.settings import DatabaseSettings
 from tests.db.conftest import in_thread, requires_postgres
-
-
-@pytest.fixture(scope="module")
-def pg_migrated(request: pytest.FixtureRequest) -> Iterator[str]:
-    url: str = request.getfixturevalue("pg_database")
-    in_thread(migrate.upgrade, url)
-    yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=requires_postgres)])
