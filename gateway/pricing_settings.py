@@ -71,4 +71,7 @@ class ModelPrice(Section):
 class PricingSettings(Section):
     unpriced: Literal["reject", "free"] = "free"  # a model with no entry in `models`
     estimate_output_tokens: TokenCount = 4096  # per_million_tokens reservation without another hint
+    # A busy token's reservations are taken from a block of quota the process holds: a block is this many
+    # reservations (billing/leases.py); 0 makes every reservation a statement on the token's row.
+    quota_block_requests: Annotated[int, Field(ge=0, le=10_000)] = 32
     models: dict[str, ModelPrice] = {}

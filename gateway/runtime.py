@@ -110,7 +110,9 @@ class Runtime:
             resolver=resolver,
             link=link,
             prices=PriceBook(settings.pricing, settings.groups),
-            quota=QuotaLedger(sessionmaker, inline=inline),
+            quota=QuotaLedger(
+                sessionmaker, inline=inline, block_requests=settings.pricing.quota_block_requests
+            ),
             inline=inline,
         )
         rt.limiter.start()
@@ -129,6 +131,7 @@ class Runtime:
         """What another process decided, applied here."""
         if isinstance(event, TokenChanged):
             self.auth.invalidate(event.token_id)
+            self.quota.leases.release(event.token_id)
         elif isinstance(event, ReloadRequested):
             task = asyncio.get_running_loop().create_task(self._reload_logged())
             self._background.add(task)
@@ -165,6 +168,7 @@ class Runtime:
     async def forget_token(self, token_id: str) -> None:
         """A token was revoked, disabled, rotated or edited: drop it from this cache and every node's."""
         self.auth.invalidate(token_id)
+        self.quota.leases.release(token_id)
         if self.bus is not None:
             await self.bus.send(TokenChanged(token_id))
 
@@ -201,6 +205,7 @@ class Runtime:
         catalog = Catalog(merged.channels, self.providers.supports)
         prices = PriceBook(merged.pricing, merged.groups)
         self.settings, self.catalog, self.prices = merged, catalog, prices  # one step: no request sees half
+        self.quota.leases.block_requests = merged.pricing.quota_block_requests
         self.health.reloaded(merged.retry)
         log.warning("config reloaded from %s: %d channels", path, len(merged.channels))
         if needs_restart:

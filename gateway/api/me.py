@@ -37,12 +37,13 @@ def _usd(micro: int) -> float:
 
 
 async def _balance(rt: Runtime, caller: Caller) -> tuple[int | None, int]:
-    """(quota, used) in micro-USD, read now."""
+    """(quota, used) in micro-USD, read now: the block of quota this process holds is not used yet."""
     async with rt.sessionmaker() as session:
         state = await repo.quota_state(session, caller.token_id)
     if state is None:
         raise AuthenticationError("Incorrect API key provided.")
-    return state
+    quota, used = state
+    return quota, max(used - rt.quota.leases.held(caller.token_id), 0)
 
 
 @router.get("/v1/me")

@@ -169,6 +169,21 @@ def test_add_quota_usd_revives_an_exhausted_token(client: TestClient) -> None:
     assert [generate(client, key, "img-call").status_code for _ in range(3)] == [200, 200, 429]
 
 
+def test_a_block_of_quota_is_not_shown_as_used(client: TestClient) -> None:
+    """A token with quota to spare reserves a block of 32 requests' worth with its first request (one
+    statement for the next 32): `/v1/me` counts only what was spent; the token's row counts the block
+    until it goes back, here when an admin changes the token."""
+    token_id, key = new_token(client, quota_usd=100)
+    assert [generate(client, key, "img-call").status_code for _ in range(3)] == [200, 200, 200]
+    assert sum(r["cost_micro_usd"] for r in records(client, token_id)) == 30_000
+    assert (me(client, key)["used_usd"], me(client, key)["remaining_usd"]) == (0.03, 99.97)
+    assert client.get(f"/admin/tokens/{token_id}", headers=ADMIN).json()["used_usd"] == 0.01 + 0.32
+    patched = client.patch(f"/admin/tokens/{token_id}", json={"name": "renamed"}, headers=ADMIN)
+    assert patched.status_code == 200
+    assert client.get(f"/admin/tokens/{token_id}", headers=ADMIN).json()["used_usd"] == 0.03
+    assert me(client, key)["used_usd"] == 0.03
+
+
 def test_token_prices_on_usage_splits_and_group_ratio(client: TestClient) -> None:
     """Economy (ratio 0.5), gpt-image-2, n=2: 10 text tokens in, 2 × 1056 image tokens out:
     (10×5 + 2112×30) × 0.5 = (50 + 63360) × 0.5 = 31705 micro-USD."""
