@@ -96,6 +96,9 @@ class PriceBook:
         self._pricing = pricing
         self._ratios = {name: Decimal(str(g.ratio)) for name, g in groups.items()}
         self._warned: set[str] = set()
+        # Per call and per image, a request's amounts depend on (unit price, count, group) only: the
+        # Decimal work is done once for each (bounded: cleared when full).
+        self._charges: dict[tuple[Decimal, int, str], Charge] = {}
 
     def price_for(self, model: str) -> ModelPrice | None:
         """The model's price; None when it is free. Raises 503 `model_price_not_set` under `reject`."""
@@ -118,11 +121,10 @@ class PriceBook:
     def estimate(self, price: ModelPrice, group: str, facts: RequestFacts) -> int:
         """The reservation: an upper bound of the cost, in micro-USD."""
         if price.per_call is not None:
-            return to_micro(price.per_call * facts.n * self.ratio(group))
+            return self._counted(price.per_call, facts.n, group).cost_micro_usd
         if price.per_image is not None:
-            return to_micro(
-                image_price(price.per_image, facts.size, facts.quality) * facts.n * self.ratio(group)
-            )
+            unit = image_price(price.per_image, facts.size, facts.quality)
+            return self._counted(unit, facts.n, group).cost_micro_usd
         tokens = _tokens_of(price)
         if facts.operation == "chat":
             out = (
@@ -147,7 +149,6 @@ class PriceBook:
         quality: str | None,
     ) -> Charge:
         """The real cost of an answer: per image delivered, or on the upstream's token usage."""
-        ratio = self.ratio(group)
         if price.per_call is not None or price.per_image is not None:
             unit = (
                 price.per_call
@@ -155,7 +156,8 @@ class PriceBook:
                 else image_price(price.per_image or {}, size, quality)
             )
             count = max(images, 1) if facts.operation == "chat" else images  # a chat answer is one call
-            return Charge(to_micro(unit * count * ratio), to_micro(unit * ratio))
+            return self._counted(unit, count, group)
+        ratio = self.ratio(group)
         tokens = _tokens_of(price)
         estimated = usage is None or usage == Usage()
         if estimated:
@@ -165,6 +167,17 @@ class PriceBook:
         unit = tokens.image_output if (images or usage.image_output_tokens) else tokens.text_output
         amount = token_amount(tokens, usage)
         return Charge(to_micro(amount * ratio), to_micro(unit * ratio), estimated)
+
+    def _counted(self, unit: Decimal, count: int, group: str) -> Charge:
+        """`count` items at `unit` USD in the group: the cost and the unit price, each rounded once."""
+        key = (unit, count, group)
+        charge = self._charges.get(key)
+        if charge is None:
+            if len(self._charges) >= 4096:
+                self._charges.clear()
+            ratio = self.ratio(group)
+            charge = self._charges[key] = Charge(to_micro(unit * count * ratio), to_micro(unit * ratio))
+        return charge
 
     def _image_tokens(self, price: ModelPrice, quality: str | None) -> int:
         table = price.estimate_image_output_tokens

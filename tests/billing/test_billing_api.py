@@ -11,6 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.api.admin.usage import FIELDS
+from gateway.cluster.events import TokenChanged
 from tests.billing.support import (
     ADMIN,
     bearer,
@@ -20,7 +21,9 @@ from tests.billing.support import (
     new_token,
     records,
     running,
+    runtime,
     settings,
+    settle,
 )
 from tests.fakes.billing_upstream import FakeBillingUpstream
 from tests.fakes.server import ThreadedServer
@@ -174,14 +177,24 @@ def test_a_block_of_quota_is_not_shown_as_used(client: TestClient) -> None:
     statement for the next 32): `/v1/me` counts only what was spent; the token's row counts the block
     until it goes back, here when an admin changes the token."""
     token_id, key = new_token(client, quota_usd=100)
+
+    def row_used() -> float:
+        used: float = client.get(f"/admin/tokens/{token_id}", headers=ADMIN).json()["used_usd"]
+        return used
+
     assert [generate(client, key, "img-call").status_code for _ in range(3)] == [200, 200, 200]
     assert sum(r["cost_micro_usd"] for r in records(client, token_id)) == 30_000
     assert (me(client, key)["used_usd"], me(client, key)["remaining_usd"]) == (0.03, 99.97)
-    assert client.get(f"/admin/tokens/{token_id}", headers=ADMIN).json()["used_usd"] == 0.01 + 0.32
+    assert row_used() == 0.33  # the first request's 0.01 and a block of 32 x 0.01
     patched = client.patch(f"/admin/tokens/{token_id}", json={"name": "renamed"}, headers=ADMIN)
     assert patched.status_code == 200
-    assert client.get(f"/admin/tokens/{token_id}", headers=ADMIN).json()["used_usd"] == 0.03
-    assert me(client, key)["used_usd"] == 0.03
+    assert row_used() == me(client, key)["used_usd"] == 0.03
+    # The same when another node says it changed the token.
+    assert generate(client, key, "img-call").status_code == 200
+    assert row_used() == 0.36
+    runtime(client)._on_event(TokenChanged(token_id))
+    settle(client)
+    assert row_used() == 0.04
 
 
 def test_token_prices_on_usage_splits_and_group_ratio(client: TestClient) -> None:
