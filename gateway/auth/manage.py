@@ -66,9 +66,12 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat()
 
 
-def token_view(token: Token) -> dict[str, Any]:
+def token_view(token: Token, held: int = 0) -> dict[str, Any]:
+    """The token as the admin API shows it; `held`: the block of its quota this process holds, not spent
+    yet (billing/leases.py), so not shown as used."""
     quota = token.quota_micro_usd
-    remaining = None if quota is None else max(quota - token.used_micro_usd, 0)  # never shown below zero
+    used = max(token.used_micro_usd - held, 0)
+    remaining = None if quota is None else max(quota - used, 0)  # never shown below zero
     return {
         "id": token.id,
         "object": "token",
@@ -78,7 +81,7 @@ def token_view(token: Token) -> dict[str, Any]:
         "allowed_groups": list(token.allowed_groups or []),
         "models": token.models,
         "quota_usd": micro_to_usd(quota),
-        "used_usd": micro_to_usd(token.used_micro_usd),
+        "used_usd": micro_to_usd(used),
         "remaining_usd": micro_to_usd(remaining),
         "expires_at": _iso(token.expires_at),
         "status": token.status,

@@ -174,27 +174,28 @@ def test_add_quota_usd_revives_an_exhausted_token(client: TestClient) -> None:
 
 def test_a_block_of_quota_is_not_shown_as_used(client: TestClient) -> None:
     """A token with quota to spare reserves a block of 32 requests' worth with its first request (one
-    statement for the next 32): `/v1/me` counts only what was spent; the token's row counts the block
-    until it goes back, here when an admin changes the token."""
+    statement for the next 32). The token's row counts the block until it goes back, here when an admin
+    changes the token; `/v1/me` and the admin API show only what was spent."""
     token_id, key = new_token(client, quota_usd=100)
+    held = runtime(client).quota.leases.held
 
-    def row_used() -> float:
-        used: float = client.get(f"/admin/tokens/{token_id}", headers=ADMIN).json()["used_usd"]
-        return used
+    def shown_used() -> tuple[float, float]:
+        admin = client.get(f"/admin/tokens/{token_id}", headers=ADMIN).json()["used_usd"]
+        return admin, me(client, key)["used_usd"]
 
     assert [generate(client, key, "img-call").status_code for _ in range(3)] == [200, 200, 200]
     assert sum(r["cost_micro_usd"] for r in records(client, token_id)) == 30_000
-    assert (me(client, key)["used_usd"], me(client, key)["remaining_usd"]) == (0.03, 99.97)
-    assert row_used() == 0.33  # the first request's 0.01 and a block of 32 x 0.01
+    assert held(token_id) == 300_000  # the first request took 0.01 and a block of 32 x 0.01
+    assert shown_used() == (0.03, 0.03) and me(client, key)["remaining_usd"] == 99.97
     patched = client.patch(f"/admin/tokens/{token_id}", json={"name": "renamed"}, headers=ADMIN)
-    assert patched.status_code == 200
-    assert row_used() == me(client, key)["used_usd"] == 0.03
+    assert patched.status_code == 200 and patched.json()["used_usd"] == 0.03
+    assert held(token_id) == 0 and shown_used() == (0.03, 0.03)  # the row itself says 0.03 now
     # The same when another node says it changed the token.
     assert generate(client, key, "img-call").status_code == 200
-    assert row_used() == 0.36
+    assert held(token_id) == 320_000
     runtime(client)._on_event(TokenChanged(token_id))
     settle(client)
-    assert row_used() == 0.04
+    assert held(token_id) == 0 and shown_used() == (0.04, 0.04)
 
 
 def test_token_prices_on_usage_splits_and_group_ratio(client: TestClient) -> None:

@@ -14,6 +14,7 @@ from gateway.api.deps import RuntimeDep, read_json, validate
 from gateway.api.schemas.admin import TokenCreate, TokenFields, TokenPatch
 from gateway.auth import manage
 from gateway.db import repositories as repo
+from gateway.db.models import Token
 from gateway.errors import InvalidRequest, NotFound
 from gateway.runtime import Runtime
 
@@ -47,6 +48,10 @@ def _columns(rt: Runtime, fields: TokenFields) -> dict[str, Any]:
     return values
 
 
+def _view(rt: Runtime, token: Token) -> dict[str, Any]:
+    return manage.token_view(token, rt.quota.leases.held(token.id))
+
+
 @router.post("")
 async def create_token(request: Request, rt: RuntimeDep, _: AdminDep) -> Response:
     spec = validate(TokenCreate, await read_json(request, 1 << 20))
@@ -73,7 +78,7 @@ async def list_tokens(
         rows = await repo.list_tokens(session, group=group, status=status, q=q, after=cursor, limit=limit + 1)
     page = rows[:limit]
     next_cursor = page[-1].id if len(rows) > limit else None
-    return _json({"object": "list", "data": [manage.token_view(t) for t in page], "next_cursor": next_cursor})
+    return _json({"object": "list", "data": [_view(rt, t) for t in page], "next_cursor": next_cursor})
 
 
 @router.get("/{token_id}")
@@ -82,7 +87,7 @@ async def get_token(token_id: str, rt: RuntimeDep, _: AdminDep) -> Response:
         token = await repo.get_token(session, token_id)
     if token is None:
         raise _not_found(token_id)
-    return _json(manage.token_view(token))
+    return _json(_view(rt, token))
 
 
 @router.patch("/{token_id}")
@@ -99,7 +104,7 @@ async def patch_token(token_id: str, request: Request, rt: RuntimeDep, _: AdminD
         token = await repo.get_token(session, token_id)
     if token is None:
         raise _not_found(token_id)
-    return _json(manage.token_view(token))
+    return _json(_view(rt, token))
 
 
 @router.delete("/{token_id}")
@@ -117,7 +122,7 @@ async def rotate_token(token_id: str, rt: RuntimeDep, _: AdminDep) -> Response:
     async with rt.sessionmaker() as session, session.begin():
         key = await manage.rotate(session, token_id)
         token = await repo.get_token(session, token_id) if key else None
-        view = manage.token_view(token) if token else None
+        view = _view(rt, token) if token else None
     await rt.forget_token(token_id)
     if key is None or view is None:
         raise _not_found(token_id)
