@@ -56,20 +56,21 @@ def to_micro(amount: Decimal) -> int:
     return int((amount * MICRO).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def request_facts(operation: Operation, body: JSONObject) -> RequestFacts:
-    """The estimate's inputs, read defensively from the client's JSON (or multipart fields)."""
+def request_facts(operation: Operation, body: JSONObject, prompt: bool = True) -> RequestFacts:
+    """The estimate's inputs, read defensively from the client's JSON (or multipart fields). `prompt`:
+    whether the price needs the prompt's size (per million tokens; per call and per image do not)."""
     if operation == "chat":
         limit = _positive_int(body.get("max_completion_tokens")) or _positive_int(body.get("max_tokens"))
-        return RequestFacts(operation, prompt_tokens=_tokens(_text_bytes(body.get("messages"))),
-                            max_output_tokens=limit)  # fmt: skip
+        tokens = _tokens(_text_bytes(body.get("messages"))) if prompt else 0
+        return RequestFacts(operation, prompt_tokens=tokens, max_output_tokens=limit)
     n = _positive_int(body.get("n")) or 1
-    prompt = body.get("prompt")
+    text = body.get("prompt") if prompt else None
     return RequestFacts(
         operation,
         n=min(n, 10),
         size=_text(body.get("size")),
         quality=_text(body.get("quality")),
-        prompt_tokens=_tokens(len(prompt.encode()) if isinstance(prompt, str) else 0),
+        prompt_tokens=_tokens(len(text.encode()) if isinstance(text, str) else 0),
     )
 
 

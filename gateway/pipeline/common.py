@@ -199,7 +199,7 @@ async def open_ledger(
     price = rt.prices.price_for(model)  # billing uses the model name the client asked for
     bill = None
     if price is not None:
-        facts = request_facts(operation, body or {})
+        facts = request_facts(operation, body or {}, prompt=price.per_million_tokens is not None)
         bill = Bill(price, facts, limited=caller.quota_micro_usd is not None)
     holds_slot = await admit(rt, caller)
     record = UsageRecord(

@@ -271,3 +271,6 @@ def test_request_facts_from_chat_parts() -> None:
         "max_tokens": 9,
     }
     assert request_facts("chat", body) == RequestFacts("chat", prompt_tokens=3, max_output_tokens=50)
+    # A price per call or per image does not need the prompt's size: it is not read.
+    assert request_facts("chat", body, prompt=False) == RequestFacts("chat", max_output_tokens=50)
+    assert request_facts("images.generate", {"prompt": "abcdef", "n": 2}, prompt=False).prompt_tokens == 0
