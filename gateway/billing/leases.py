@@ -13,7 +13,7 @@ processes do):
 - a settlement's refund goes back into the block, and its extra charge is taken from it when it covers it;
 - a block unused for `IDLE_SECONDS` goes back to the database, and so does every block when the process
   stops and a token's block when an admin changes the token;
-- `/v1/me` and the dashboard endpoints subtract this process's block (`held`).
+- `/v1/me`, the dashboard endpoints and the admin API subtract this process's block (`held`).
 What it costs: a process killed without its shutdown (SIGKILL, power loss) leaves its blocks counted as
 used, at most one block per token; every usage record still holds its request's real cost.
 """
