@@ -32,6 +32,7 @@ from gateway.db.session import create_engine, create_sessionmaker
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.images import fetch
 from gateway.images.resolver import InputResolver
+from gateway.providers.http1 import Http1Client
 from gateway.providers.registry import ProviderRegistry
 from gateway.routing.catalog import Catalog
 from gateway.routing.health import Health
@@ -64,6 +65,7 @@ class Runtime:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     http: aiohttp.ClientSession
+    lean: Http1Client  # chat completions to OpenAI-compatible upstreams (providers/http1.py)
     providers: ProviderRegistry
     catalog: Catalog
     health: Health
@@ -89,7 +91,8 @@ class Runtime:
         store = build_store(settings.storage, settings.public_base_url())
         fetcher = fetch.from_settings(settings.limits, settings.security)
         resolver = InputResolver(store, fetcher)
-        providers = ProviderRegistry(http, settings.limits.max_upstream_response_bytes, resolver)
+        lean = Http1Client()
+        providers = ProviderRegistry(http, settings.limits.max_upstream_response_bytes, resolver, lean)
         link = RedisLink(settings.redis) if settings.redis.url else None
         inline = InlineSQLite.beside(engine)  # a SQLite file: quota and usage statements on the loop
         usage = UsageWriter(sessionmaker, settings.usage, inline)
@@ -99,6 +102,7 @@ class Runtime:
             engine=engine,
             sessionmaker=sessionmaker,
             http=http,
+            lean=lean,
             providers=providers,
             catalog=Catalog(settings.channels, providers.supports),
             health=Health(settings.retry),
@@ -158,6 +162,7 @@ class Runtime:
         if self.inline is not None:
             self.inline.close()
         await self.http.close()
+        await self.lean.close()
         await self.fetcher.close()
         if self.store is not None:
             await self.store.close()

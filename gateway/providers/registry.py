@@ -7,6 +7,7 @@ import aiohttp
 from gateway.domain import ImageResolver, Operation
 from gateway.providers.base import Provider
 from gateway.providers.gemini.adapter import GeminiProvider
+from gateway.providers.http1 import Http1Client
 from gateway.providers.mock import MockProvider
 from gateway.providers.openai.chat import OpenAIProvider
 from gateway.settings import ChannelSettings
@@ -22,10 +23,11 @@ class ProviderRegistry:
         session: aiohttp.ClientSession,
         max_response_bytes: int,
         resolve: ImageResolver,
+        lean: Http1Client | None = None,
     ) -> None:
         self.gemini = GeminiProvider(session, max_response_bytes, resolve)
         self._by_kind: dict[str, Provider] = {
-            "openai": OpenAIProvider(session, max_response_bytes),
+            "openai": OpenAIProvider(session, max_response_bytes, lean),
             "gemini": self.gemini,
             "mock": MockProvider(),
         }

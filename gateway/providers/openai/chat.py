@@ -8,6 +8,7 @@ import aiohttp
 import orjson
 
 from gateway.domain import ImageCall, JSONObject, Operation, Target
+from gateway.providers.http1 import Http1Client
 from gateway.providers.openai.answers import chat_problem, images_problem, parse_images_answer
 from gateway.providers.openai.http import OpenAIStream, open_stream, post
 
@@ -43,12 +44,23 @@ def _body(call: ImageCall) -> JSONObject | aiohttp.FormData:
 class OpenAIProvider:
     operations: frozenset[Operation] = frozenset(PATHS)
 
-    def __init__(self, session: aiohttp.ClientSession, max_response_bytes: int) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, max_response_bytes: int, lean: Http1Client | None = None
+    ) -> None:
         self._session = session
         self._max = max_response_bytes
+        self._lean = lean  # chat completions, the most frequent call (providers/http1.py)
 
     async def chat(self, target: Target, body: JSONObject) -> JSONObject:
-        return await post(self._session, target, PATHS["chat"], body, max_bytes=self._max, check=chat_problem)
+        return await post(
+            self._session,
+            target,
+            PATHS["chat"],
+            body,
+            max_bytes=self._max,
+            check=chat_problem,
+            lean=self._lean,
+        )
 
     async def open_chat_stream(self, target: Target, body: JSONObject) -> OpenAIStream:
         return await open_stream(self._session, target, PATHS["chat"], body, max_bytes=self._max)

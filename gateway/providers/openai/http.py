@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
 import orjson
+from multidict import CIMultiDict
 
 from gateway.domain import JSONObject, Target
 from gateway.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamTooLarge
-from gateway.providers.body import read_body
+from gateway.providers import http1
+from gateway.providers.body import read_body, too_large
 from gateway.providers.openai.errors import error_message, upstream_error
 from gateway.providers.sse import SSEEvent, iter_sse_batches
 from gateway.settings import ChannelSettings
@@ -48,11 +50,11 @@ def timeout_for(target: Target) -> aiohttp.ClientTimeout:
 
 def transport_error(exc: BaseException, target: Target) -> UpstreamError:
     name = target.channel.name
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+    if isinstance(exc, aiohttp.ConnectionTimeoutError | http1.ConnectTimeout):
         return UpstreamTimeout(f"channel {name}: connecting to the upstream timed out", sent=False)
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
         return UpstreamTimeout(f"channel {name}: the upstream did not answer in time", sent=True)
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, aiohttp.ClientConnectorError | http1.ConnectFailed):
         return UpstreamError(f"channel {name}: could not connect to the upstream", retryable=True)
     return UpstreamError(
         f"channel {name}: the upstream connection failed ({type(exc).__name__})", retryable=True
@@ -88,17 +90,28 @@ async def post(
     max_bytes: int,
     parse: Callable[[bytes | bytearray], Any] = orjson.loads,
     check: Check | None = None,
+    lean: http1.Http1Client | None = None,
 ) -> JSONObject:
-    """The upstream's 200 answer, parsed and checked; any other answer as the UpstreamError it means."""
+    """The upstream's 200 answer, parsed and checked; any other answer as the UpstreamError it means.
+    With `lean`, a JSON body goes through that client when it can send to the URL (http1.py)."""
     url = f"{target.channel.base_url}{path}"
     data, headers = _payload(body, target)
     failure: UpstreamError | None = None
+    answer_headers: Mapping[str, str]
+    raw: bytes | bytearray
     try:
-        async with session.post(url, data=data, headers=headers, timeout=timeout_for(target)) as resp:
-            raw = await read_body(resp, max_bytes, target.channel.name)
-            status, answer_headers = resp.status, resp.headers
-    except (aiohttp.ClientError, TimeoutError) as exc:
+        if lean is not None and isinstance(data, bytes) and lean.accepts(url):
+            status, answer_headers, raw = await _lean_post(lean, target, url, headers, data, max_bytes)
+        else:
+            async with session.post(url, data=data, headers=headers, timeout=timeout_for(target)) as resp:
+                raw = await read_body(resp, max_bytes, target.channel.name)
+                status, answer_headers = resp.status, resp.headers
+    except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
         failure = transport_error(exc, target)
+    except http1.TooLarge:
+        failure = too_large(target.channel.name, max_bytes)
+    except ValueError as exc:  # http1.Malformed, or a header that cannot be sent
+        failure = UpstreamError(f"channel {target.channel.name}: {exc}", retryable=True)
     if failure is not None:
         raise failure
     if status != 200:
@@ -109,6 +122,16 @@ async def post(
         parsed = None
     del raw
     return checked(parsed, check, target.channel)
+
+
+async def _lean_post(
+    lean: http1.Http1Client, target: Target, url: str, headers: dict[str, str], data: bytes, max_bytes: int
+) -> tuple[int, Mapping[str, str], bytes]:
+    limit = target.channel.timeout_seconds
+    answer = await lean.post(
+        url, headers, data, timeout=limit, connect_timeout=min(10.0, limit), max_bytes=max_bytes
+    )
+    return answer.status, CIMultiDict(answer.headers), answer.body
 
 
 _ERROR_OPENERS = (b'{"error"', b'{ "error"')

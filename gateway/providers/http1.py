@@ -1,0 +1,346 @@
+"""A lean HTTP/1.1 client for the upstream call that carries the most traffic: a JSON POST (chat
+completions) answered with a whole body.
+
+aiohttp's client costs about 70 µs of CPU per call on the benchmark's machine, most of it general machinery
+(request and response objects, timers, the payload registry); this one about 20 µs: a pool of keep-alive
+connections per origin, httptools' parser (the one uvicorn uses), one write per request. Streams, multipart
+bodies and image answers keep aiohttp.
+
+Every read is bounded: the answer's head (`HEAD_LIMIT`), its body (the caller's `max_bytes`), the whole call
+(`timeout`; connecting within `connect_timeout`). A connection goes back to the pool only after an answer
+read to its end that allows it, and is not used after `IDLE_SECONDS` unused. A request that a reused
+connection loses before any byte of an answer came (the upstream closed it as idle while the request was on
+its way) is sent once more on a new connection, as browsers and Go's client do; any other failure is the
+caller's to handle (failover).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+import zlib
+from collections.abc import Mapping
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+import httptools
+
+HEAD_LIMIT = 64 * 1024
+IDLE_SECONDS = 30.0  # below the keep-alive timeout of most servers (nginx 75 s, Node 5 s is the exception)
+MAX_IDLE_PER_ORIGIN = 256
+
+
+class ConnectFailed(ConnectionError):
+    """No connection to the upstream (refused, unreachable, name not found, TLS handshake failed)."""
+
+
+class ConnectTimeout(TimeoutError):
+    """Connecting took longer than allowed: the request was never sent."""
+
+
+class AnswerTimeout(TimeoutError):
+    """The request was sent; the whole answer did not come in time."""
+
+
+class Disconnected(ConnectionError):
+    """The connection ended before the answer did."""
+
+
+class Malformed(ValueError):
+    """Not an HTTP/1.x answer, a head over `HEAD_LIMIT`, or a content encoding that cannot be read."""
+
+
+class TooLarge(ValueError):
+    """The body is larger than the caller's `max_bytes`."""
+
+
+class Answer(NamedTuple):
+    status: int
+    headers: list[tuple[str, str]]  # as received, names lower-cased
+    body: bytes
+
+
+Origin = tuple[str, str, int]  # scheme, host, port
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.reusable = False
+        self.idle_since = 0.0
+        self._answer: asyncio.Future[Answer] | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._received = 0
+        self._head_done = False
+        self._head_bytes = 0
+        self._headers: list[tuple[str, str]] = []
+        self._body: list[bytes] = []
+        self._size = 0
+        self._limit = 0
+
+    # -- asyncio.Protocol -------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(Disconnected(str(exc) if exc else "the upstream closed the connection"))
+
+    def data_received(self, data: bytes) -> None:
+        if self._answer is None or self._answer.done():
+            self._drop()  # bytes nobody asked for: this connection cannot be trusted with another request
+            return
+        self._received += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(Malformed(f"not an HTTP/1.x answer ({type(exc).__name__})"))
+            return
+        if not self._head_done and self._received > HEAD_LIMIT:  # a read is at most 256 KiB: bounded
+            self._fail(Malformed(f"the answer's head is larger than {HEAD_LIMIT} bytes"))
+
+    # -- httptools callbacks ----------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._answer is None or self._answer.done():
+            self._drop()  # a second answer to one request: this connection cannot be trusted any more
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > HEAD_LIMIT:  # a head that came whole in one read
+            self._fail(Malformed(f"the answer's head is larger than {HEAD_LIMIT} bytes"))
+            return
+        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        if self._answer is None or self._answer.done():
+            return
+        self._head_done = True
+        announced = next((value for name, value in self._headers if name == "content-length"), "")
+        if announced.strip().isdigit() and int(announced) > self._limit:  # refused before any byte of it
+            self._fail(TooLarge(f"the answer is larger than {self._limit} bytes"))
+
+    def on_body(self, body: bytes) -> None:
+        if self._answer is None or self._answer.done():
+            return
+        self._size += len(body)
+        if self._size > self._limit:
+            self._fail(TooLarge(f"the answer is larger than {self._limit} bytes"))
+            return
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._answer is None or self._answer.done():
+            return
+        if (
+            100 <= self._parser.get_status_code() < 200
+        ):  # an interim answer (100 Continue): the real one follows
+            self._head_done, self._headers, self._body, self._size = False, [], [], 0
+            return
+        self.reusable = self._parser.should_keep_alive()
+        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        try:
+            body = _decoded(self._headers, body, self._limit)
+        except (Malformed, TooLarge) as exc:
+            self._fail(exc)
+            return
+        self._answer.set_result(Answer(self._parser.get_status_code(), self._headers, body))
+
+    # -- use ----------------------------------------------------------------------------------------
+
+    @property
+    def answered_nothing(self) -> bool:
+        return self._received == 0
+
+    async def exchange(self, head: bytes, body: bytes, max_bytes: int) -> Answer:
+        assert self.transport is not None
+        self._answer = asyncio.get_running_loop().create_future()
+        self.reusable, self._limit = False, max_bytes
+        self._received = self._head_bytes = self._size = 0
+        self._head_done, self._headers, self._body = False, [], []
+        if self.closed:
+            raise Disconnected("the upstream closed the connection")
+        answer = self._answer
+        self.transport.writelines((head, body))
+        try:
+            return await answer
+        finally:
+            # No reference from here to the answer's future: a failed one holds its exception, whose frames
+            # hold this connection (a cycle that would wait for the collector, with what was read).
+            self._answer = None
+            if not answer.done() or answer.cancelled() or answer.exception() is not None:
+                self._drop()
+
+    def _fail(self, exc: Exception) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(exc)
+        self._body, self._headers = [], []  # what was read of a refused answer is let go of at once
+        self._drop()
+
+    def _drop(self) -> None:
+        self.reusable = False
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+
+def _decoded(headers: list[tuple[str, str]], body: bytes, limit: int) -> bytes:
+    """The body without its content encoding. None is asked for (no Accept-Encoding); gzip and deflate
+    are read anyway, bounded by `limit`, as some upstreams compress regardless."""
+    encoding = next((value.strip().lower() for name, value in headers if name == "content-encoding"), "")
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise Malformed(f"the answer's content encoding {encoding[:40]!r} is not supported")
+    wbits = 47 if encoding != "deflate" else 15  # 47: a gzip or zlib header; deflate: zlib, else raw
+    for bits in (wbits, -15) if encoding == "deflate" else (wbits,):
+        inflate = zlib.decompressobj(bits)
+        try:
+            out = inflate.decompress(body, limit + 1)
+        except zlib.error:
+            continue
+        if len(out) > limit or inflate.unconsumed_tail:
+            raise TooLarge(f"the answer is larger than {limit} bytes")
+        return out
+    raise Malformed(f"the answer's {encoding} body does not decompress")
+
+
+class Http1Client:
+    def __init__(self) -> None:
+        self._idle: dict[Origin, list[_Connection]] = {}
+        self._targets: dict[str, tuple[Origin, bytes, bytes] | None] = {}
+        self._ssl: ssl.SSLContext | None = None
+
+    def accepts(self, url: str) -> bool:
+        """Whether this client can send to `url`: http or https, no credentials in it, an ASCII path."""
+        return self._target(url) is not None
+
+    async def post(
+        self, url: str, headers: Mapping[str, str], body: bytes, *, timeout: float, connect_timeout: float,
+        max_bytes: int,
+    ) -> Answer:  # fmt: skip
+        target = self._target(url)
+        if target is None:
+            raise ValueError(f"not a URL this client sends to: {url[:200]!r}")
+        origin, request_line, host = target
+        head = _head(request_line, host, headers, len(body))
+        sent = False
+        try:
+            async with asyncio.timeout(timeout):
+                conn = self._reuse(origin)
+                if conn is None:
+                    conn = await self._connect(origin, connect_timeout)
+                sent = True
+                try:
+                    answer = await conn.exchange(head, body, max_bytes)
+                except Disconnected:
+                    if not (conn.idle_since and conn.answered_nothing):
+                        raise
+                    sent = False  # the upstream had closed it as idle: once more, on a new connection
+                    conn = await self._connect(origin, connect_timeout)
+                    sent = True
+                    answer = await conn.exchange(head, body, max_bytes)
+        except TimeoutError as exc:
+            if isinstance(exc, ConnectTimeout) or not sent:
+                raise ConnectTimeout("connecting to the upstream timed out") from None
+            raise AnswerTimeout("the upstream did not answer in time") from None
+        self._release(origin, conn)
+        return answer
+
+    async def close(self) -> None:
+        for pool in self._idle.values():
+            for conn in pool:
+                conn._drop()
+        self._idle.clear()
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _target(self, url: str) -> tuple[Origin, bytes, bytes] | None:
+        if url in self._targets:
+            return self._targets[url]
+        target: tuple[Origin, bytes, bytes] | None = None
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            parts = None
+        if (
+            parts is not None
+            and parts.scheme in ("http", "https")
+            and parts.hostname
+            and parts.username is None
+            and parts.password is None
+            and url.isascii()
+            and not any(c in url for c in " \r\n\t")
+        ):
+            scheme, host = parts.scheme, parts.hostname
+            default = 443 if scheme == "https" else 80
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            netloc = parts.netloc if port != default else parts.netloc[: -len(f":{port}")]
+            target = (scheme, host, port or default), f"POST {path} HTTP/1.1\r\n".encode(), netloc.encode()
+        if len(self._targets) < 1024:
+            self._targets[url] = target
+        return target
+
+    def _reuse(self, origin: Origin) -> _Connection | None:
+        pool = self._idle.get(origin)
+        now = time.monotonic()
+        while pool:
+            conn = pool.pop()
+            if not conn.closed and now - conn.idle_since < IDLE_SECONDS:
+                return conn
+            conn._drop()
+        return None
+
+    def _release(self, origin: Origin, conn: _Connection) -> None:
+        pool = self._idle.setdefault(origin, [])
+        if conn.reusable and not conn.closed and len(pool) < MAX_IDLE_PER_ORIGIN:
+            conn.idle_since = time.monotonic()
+            pool.append(conn)
+        else:
+            conn._drop()
+
+    async def _connect(self, origin: Origin, timeout: float) -> _Connection:
+        scheme, host, port = origin
+        context = None
+        if scheme == "https":
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            context = self._ssl
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                _, conn = await loop.create_connection(
+                    _Connection, host, port, ssl=context, server_hostname=host if context else None
+                )
+        except TimeoutError:
+            raise ConnectTimeout("connecting to the upstream timed out") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise ConnectFailed(f"could not connect ({type(exc).__name__})") from None
+        return conn
+
+
+_OWN_HEADERS = frozenset({"host", "content-length", "accept-encoding", "transfer-encoding", "connection"})
+
+
+def _head(request_line: bytes, host: bytes, headers: Mapping[str, str], length: int) -> bytes:
+    lines = [
+        request_line,
+        b"Host: ",
+        host,
+        b"\r\nAccept-Encoding: identity\r\nContent-Length: ",
+        b"%d" % length,
+    ]
+    agent = False
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in _OWN_HEADERS:
+            continue
+        if "\n" in name or "\r" in name or "\n" in value or "\r" in value:
+            raise ValueError(f"the header {name[:40]!r} holds a line break")
+        agent = agent or lower == "user-agent"
+        lines += (b"\r\n", name.encode("latin-1"), b": ", value.encode("latin-1"))
+    lines.append(b"\r\n\r\n" if agent else b"\r\nUser-Agent: image-gateway\r\n\r\n")
+    return b"".join(lines)
