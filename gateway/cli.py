@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import uvicorn
 
-from gateway import logs, metrics
+from gateway import logs, metrics, workers
 from gateway.api.edge import Edge
 from gateway.app import create_app
 from gateway.auth import manage
@@ -69,7 +69,12 @@ def _serve(settings: Settings) -> None:
         # Workers keep their metrics in files of one directory, which /metrics adds up.
         created = metrics.prepare_multiprocess_dir()
         try:
-            uvicorn.run("gateway.cli:app_factory", factory=True, workers=settings.server.workers, **options)
+            if workers.reuse_port_supported():  # a listening socket per worker (workers.py)
+                workers.run("gateway.cli:app_factory", settings.server.workers, options)
+            else:
+                uvicorn.run(
+                    "gateway.cli:app_factory", factory=True, workers=settings.server.workers, **options
+                )
         finally:
             metrics.remove_dir(created)
     else:

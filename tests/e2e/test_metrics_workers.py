@@ -3,7 +3,15 @@ both worker processes, every scrape, whichever worker answers it, reports the to
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx2 as httpx
 import pytest
@@ -69,3 +77,56 @@ def test_counters_add_up_across_both_workers(gateway: tuple[GatewayProcess, str]
     assert scraped_by == set(workers)
 
     assert httpx.get(f"{proc.url}/metrics", timeout=10).status_code == 401  # admin token required
+
+
+def test_a_burst_of_new_connections_is_spread_across_both_workers(
+    gateway: tuple[GatewayProcess, str],
+) -> None:
+    """Each worker listens on a socket of its own (SO_REUSEPORT): 40 connections opened at once do not all
+    land on the worker that wakes first, as they may on one shared socket."""
+    proc, _ = gateway
+    opened = threading.Barrier(40)
+
+    def one(_: int) -> str:
+        with httpx.Client(timeout=10) as client:  # a connection of its own
+            opened.wait()
+            return worker_of(client.get(f"{proc.url}/healthz"))
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        served = Counter(pool.map(one, range(40)))
+    assert len(served) == 2 and min(served.values()) >= 6, served  # a fair split: 20 ± 4 (p < 1e-6 under 6)
+
+
+def workers_of(proc: GatewayProcess) -> set[int]:
+    """The worker processes (spawned by multiprocessing) of the serving parent."""
+    assert proc.proc is not None
+    pid = proc.proc.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()}
+
+
+def test_a_worker_that_dies_is_replaced(gateway: tuple[GatewayProcess, str]) -> None:
+    proc, _ = gateway
+    before = workers_of(proc)
+    assert len(before) == 2
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (len(now := workers_of(proc)) == 2 and victim not in now):
+        time.sleep(0.1)
+    assert len(now) == 2 and victim not in now, now
+    seen: set[str] = set()
+    while time.monotonic() < deadline and len(seen) < 2:  # the new worker serves once it has started
+        seen.add(worker_of(httpx.get(f"{proc.url}/healthz", timeout=10)))
+    test_a_burst_of_new_connections_is_spread_across_both_workers(gateway)  # and takes its share
+
+
+def test_an_address_already_taken_stops_the_server(tmp_path: Path) -> None:
+    proc = GatewayProcess(tmp_path, {"server": {"workers": 2}})
+    with socket.socket() as taken:  # a listener without SO_REUSEPORT: nobody else may bind the port
+        taken.bind(("127.0.0.1", proc.port))
+        taken.listen()
+        proc.cli("migrate")
+        with pytest.raises(RuntimeError, match="exited early"):
+            proc.start()
+    assert proc.proc is not None and proc.proc.returncode == 3
