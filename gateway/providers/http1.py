@@ -135,9 +135,8 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self._answer is None or self._answer.done():
             return
-        if (
-            100 <= self._parser.get_status_code() < 200
-        ):  # an interim answer (100 Continue): the real one follows
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
             self._head_done, self._headers, self._body, self._size = False, [], [], 0
             return
         self.reusable = self._parser.should_keep_alive()
@@ -147,7 +146,7 @@ class _Connection(asyncio.Protocol):
         except (Malformed, TooLarge) as exc:
             self._fail(exc)
             return
-        self._answer.set_result(Answer(self._parser.get_status_code(), self._headers, body))
+        self._answer.set_result(Answer(status, self._headers, body))
 
     # -- use ----------------------------------------------------------------------------------------
 
@@ -157,13 +156,13 @@ class _Connection(asyncio.Protocol):
 
     async def exchange(self, head: bytes, body: bytes, max_bytes: int) -> Answer:
         assert self.transport is not None
-        self._answer = asyncio.get_running_loop().create_future()
         self.reusable, self._limit = False, max_bytes
         self._received = self._head_bytes = self._size = 0
         self._head_done, self._headers, self._body = False, [], []
         if self.closed:
             raise Disconnected("the upstream closed the connection")
-        answer = self._answer
+        answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._answer = answer
         self.transport.writelines((head, body))
         try:
             return await answer
@@ -187,8 +186,8 @@ class _Connection(asyncio.Protocol):
 
 
 def _decoded(headers: list[tuple[str, str]], body: bytes, limit: int) -> bytes:
-    """The body without its content encoding. None is asked for (no Accept-Encoding); gzip and deflate
-    are read anyway, bounded by `limit`, as some upstreams compress regardless."""
+    """The body without its content encoding. The request asks for none (`Accept-Encoding: identity`); gzip
+    and deflate are read anyway, bounded by `limit`, as some upstreams compress regardless."""
     encoding = next((value.strip().lower() for name, value in headers if name == "content-encoding"), "")
     if encoding in ("", "identity"):
         return body
