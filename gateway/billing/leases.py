@@ -89,7 +89,9 @@ class Leases:
         process held goes back now, so that the last of the quota can be spent anywhere."""
         lease = self._leases.setdefault(token_id, Lease())
         held, lease.held = lease.held, 0
-        lease.exact_until = lease.used_at = self._clock() + EXACT_SECONDS
+        lease.exact_until = lease.used_at = (
+            self._clock() + EXACT_SECONDS
+        )  # kept until then: sweep reads used_at
         self._arm()
         if held:
             self._give_back(token_id, held)

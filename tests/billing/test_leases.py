@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway.billing import leases
+from gateway.billing.ledger import QuotaLedger
 from tests.billing.test_ledger import NewLedger, Sessions, db_url, make_token, new_ledger, sessions, state
 
 __all__ = ["db_url", "new_ledger", "sessions"]  # fixtures, used by name
@@ -23,12 +24,18 @@ class Clock:
         return self.now
 
 
+async def with_a_block(sessions: Sessions, new_ledger: NewLedger, quota: int = 1_000_000) -> QuotaLedger:
+    """A ledger with blocks of 4 reservations, whose first reservation of 10 took its block of 40."""
+    ledger = new_ledger(block_requests=4)
+    await make_token(sessions, TOKEN, quota=quota)
+    assert await ledger.reserve(TOKEN, 10)
+    return ledger
+
+
 async def test_a_block_serves_the_next_reservations_without_a_statement(
     sessions: Sessions, new_ledger: NewLedger
 ) -> None:
-    ledger = new_ledger(block_requests=4)
-    await make_token(sessions, TOKEN, quota=1_000_000)
-    assert await ledger.reserve(TOKEN, 10)
+    ledger = await with_a_block(sessions, new_ledger)
     assert await state(sessions, TOKEN) == (1_000_000, 50)  # its own 10 and a block of 4 x 10
     assert ledger.leases.held(TOKEN) == 40
     assert [await ledger.reserve(TOKEN, 10) for _ in range(4)] == [True] * 4
@@ -43,9 +50,7 @@ async def test_a_block_serves_the_next_reservations_without_a_statement(
 async def test_settlements_are_taken_from_and_given_to_the_block(
     sessions: Sessions, new_ledger: NewLedger
 ) -> None:
-    ledger = new_ledger(block_requests=4)
-    await make_token(sessions, TOKEN, quota=1_000_000)
-    assert await ledger.reserve(TOKEN, 10)
+    ledger = await with_a_block(sessions, new_ledger)
     assert ledger.settle(TOKEN, reserved=10, cost=0) is None  # a refund: into the block
     assert ledger.settle(TOKEN, reserved=10, cost=25) is None  # an extra 15: out of it
     assert ledger.leases.held(TOKEN) == 40 + 10 - 15
@@ -79,9 +84,7 @@ async def test_one_at_a_time_to_the_end_of_the_quota(sessions: Sessions, new_led
 
 
 async def test_a_refused_block_gives_back_what_was_held(sessions: Sessions, new_ledger: NewLedger) -> None:
-    ledger = new_ledger(block_requests=4)
-    await make_token(sessions, TOKEN, quota=250)
-    assert await ledger.reserve(TOKEN, 10)  # 10 + a block of 40
+    ledger = await with_a_block(sessions, new_ledger, quota=250)  # 10 + a block of 40
     # 50 is more than the block holds, and 50 + a block of 200 is more than the 200 left: exact.
     assert await ledger.reserve(TOKEN, 50)
     await ledger.wait_idle()
@@ -108,9 +111,7 @@ async def test_an_idle_block_goes_back(sessions: Sessions, new_ledger: NewLedger
 
 
 async def test_an_admin_change_gives_the_block_back(sessions: Sessions, new_ledger: NewLedger) -> None:
-    ledger = new_ledger(block_requests=4)
-    await make_token(sessions, TOKEN, quota=1_000_000)
-    assert await ledger.reserve(TOKEN, 10)
+    ledger = await with_a_block(sessions, new_ledger)
     ledger.leases.release(TOKEN)
     await ledger.wait_idle()
     assert await state(sessions, TOKEN) == (1_000_000, 10)

@@ -9,11 +9,16 @@ import gzip
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import aiohttp
 import pytest
 import trustme
 
+from gateway.domain import Target
+from gateway.errors import UpstreamError
 from gateway.providers import http1
 from gateway.providers.http1 import Http1Client
+from gateway.providers.openai.http import post as openai_post
+from gateway.settings import ChannelSettings
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{"ok": true}'
@@ -263,3 +268,17 @@ async def test_a_second_answer_to_one_request_retires_the_connection(client: Htt
     assert (await post(client, url)).body == b'{"ok": true}'
     assert (await post(client, url)).status == 200
     assert up.connections == 2
+
+
+async def test_an_error_answer_keeps_its_retry_after_through_post(client: Http1Client) -> None:
+    """`openai.http.post` over this client: a 429's Retry-After reaches the error (the cooldown)."""
+    busy = b"HTTP/1.1 429 Too Many\r\nRetry-After: 7\r\nContent-Length: 2\r\n\r\n{}"
+    _, url = await upstream(answering(busy))
+    base = url.removesuffix("/chat/completions")
+    channel = ChannelSettings(name="c", kind="openai", base_url=base, api_keys=["k"], models=["m"])
+    async with aiohttp.ClientSession() as unused:  # only the lean client is asked
+        with pytest.raises(UpstreamError) as info:
+            await openai_post(
+                unused, Target(channel, 0), "/chat/completions", {}, max_bytes=1 << 20, lean=client
+            )
+    assert (info.value.status, info.value.retry_after) == (429, 7.0)

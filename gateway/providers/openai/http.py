@@ -15,7 +15,6 @@ from typing import Any
 
 import aiohttp
 import orjson
-from multidict import CIMultiDict
 
 from gateway.domain import JSONObject, Target
 from gateway.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, UpstreamTooLarge
@@ -131,7 +130,8 @@ async def _lean_post(
     answer = await lean.post(
         url, headers, data, timeout=limit, connect_timeout=min(10.0, limit), max_bytes=max_bytes
     )
-    return answer.status, CIMultiDict(answer.headers), answer.body
+    # The headers are read only for an error's Retry-After (the names come lower-cased).
+    return answer.status, dict(answer.headers) if answer.status != 200 else {}, answer.body
 
 
 _ERROR_OPENERS = (b'{"error"', b'{ "error"')
