@@ -1,14 +1,16 @@
-"""A lean HTTP/1.1 client for the upstream call that carries the most traffic: a JSON POST (chat
-completions) answered with a whole body.
+"""A lean HTTP/1.1 client for the upstream calls that carry the most traffic: a JSON POST of chat
+completions, answered with a whole body (`post`) or with server-sent events (`open`).
 
 aiohttp's client costs about 70 µs of CPU per call on the benchmark's machine, most of it general machinery
 (request and response objects, timers, the payload registry); this one about 20 µs: a pool of keep-alive
-connections per origin, httptools' parser (the one uvicorn uses), one write per request. Streams, multipart
-bodies and image answers keep aiohttp.
+connections per origin, httptools' parser (the one uvicorn uses), one write per request. Multipart bodies
+and image answers keep aiohttp.
 
 Every read is bounded: the answer's head (`HEAD_LIMIT`), its body (the caller's `max_bytes`), the whole call
-(`timeout`; connecting within `connect_timeout`). A connection goes back to the pool only after an answer
-read to its end that allows it, and is not used after `IDLE_SECONDS` unused. A request that a reused
+(`timeout`; connecting within `connect_timeout`). An event stream's body is not bounded in all, but what is
+read and not yet taken is: reading pauses past `STREAM_BUFFER` bytes, and each wait for more is bounded
+(`read_timeout`). A connection goes back to the pool only after an answer read to its end that allows it,
+and is not used after `IDLE_SECONDS` unused. A request that a reused
 connection loses before any byte of an answer came (the upstream closed it as idle while the request was on
 its way) is sent once more on a new connection, as browsers and Go's client do; any other failure is the
 caller's to handle (failover).
@@ -29,6 +31,8 @@ import httptools
 HEAD_LIMIT = 64 * 1024
 IDLE_SECONDS = 30.0  # below the keep-alive timeout of most servers (nginx 75 s, Node 5 s is the exception)
 MAX_IDLE_PER_ORIGIN = 256
+STREAM_BUFFER = 256 * 1024  # an event stream's bytes read and not yet taken: past this, reading pauses
+NOT_A_STREAM_BYTES = 1024 * 1024  # what is kept of an answer that came instead of an event stream
 
 
 class ConnectFailed(ConnectionError):
@@ -71,6 +75,7 @@ class _Connection(asyncio.Protocol):
         self.reusable = False
         self.idle_since = 0.0
         self._answer: asyncio.Future[Answer] | None = None
+        self._want = False  # a request is out and its answer is not complete
         self._parser = httptools.HttpResponseParser(self)
         self._received = 0
         self._head_done = False
@@ -79,6 +84,10 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._size = 0
         self._limit = 0
+        self._limit_of_stream = 0
+        self._stream_wanted = False  # the request asked for an event stream (`open`)
+        self._truncate = False  # an answer that is no stream is kept up to `_limit`, not refused past it
+        self.streaming: _Flow | None = None  # set once a 200 event stream's head came
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
 
@@ -87,10 +96,28 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._fail(Disconnected(str(exc) if exc else "the upstream closed the connection"))
+        if not self._want:
+            return
+        if exc is None and self._head_done and self._ends_at_close():
+            self.on_message_complete()  # a body with no length ends where the connection does (RFC 9112 6.3)
+        else:
+            self._fail(Disconnected(str(exc) if exc else "the upstream closed the connection"))
+
+    def _ends_at_close(self) -> bool:
+        framed = (
+            _header(self._headers, "content-length")
+            or "chunked" in _header(self._headers, "transfer-encoding").lower()
+        )
+        return not framed
+
+    def pause_writing(self) -> None:  # the request is written at once; the transport buffers it
+        pass
+
+    def resume_writing(self) -> None:
+        pass
 
     def data_received(self, data: bytes) -> None:
-        if self._answer is None or self._answer.done():
+        if not self._want:
             self._drop()  # bytes nobody asked for: this connection cannot be trusted with another request
             return
         self._received += len(data)
@@ -105,10 +132,12 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks ----------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        if self._answer is None or self._answer.done():
+        if not self._want:
             self._drop()  # a second answer to one request: this connection cannot be trusted any more
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._want:
+            return
         self._head_bytes += len(name) + len(value) + 4
         if self._head_bytes > HEAD_LIMIT:  # a head that came whole in one read
             self._fail(Malformed(f"the answer's head is larger than {HEAD_LIMIT} bytes"))
@@ -116,30 +145,56 @@ class _Connection(asyncio.Protocol):
         self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
-        if self._answer is None or self._answer.done():
+        if not self._want or self._answer is None:
             return
         self._head_done = True
-        announced = next((value for name, value in self._headers if name == "content-length"), "")
-        if announced.strip().isdigit() and int(announced) > self._limit:  # refused before any byte of it
-            self._fail(TooLarge(f"the answer is larger than {self._limit} bytes"))
+        status = self._parser.get_status_code()
+        if self._stream_wanted and status == 200 and _is_event_stream(self._headers):
+            try:
+                flow = _Flow(self, _header(self._headers, "content-encoding"), self._limit_of_stream)
+            except Malformed as exc:
+                self._fail(exc)
+                return
+            self.streaming = flow
+            self._answer.set_result(Answer(status, self._headers, b""))  # the body follows, through `flow`
+            return
+        announced = _header(self._headers, "content-length")
+        if not self._truncate and announced.strip().isdigit() and int(announced) > self._limit:
+            self._fail(TooLarge(f"the answer is larger than {self._limit} bytes"))  # before any byte of it
 
     def on_body(self, body: bytes) -> None:
-        if self._answer is None or self._answer.done():
+        if not self._want:
+            return
+        if self.streaming is not None:
+            self.streaming.feed(body)
             return
         self._size += len(body)
         if self._size > self._limit:
+            if self._truncate and self._answer is not None:
+                kept = b"".join(self._body) + body
+                self._answer.set_result(
+                    Answer(self._parser.get_status_code(), self._headers, kept[: self._limit])
+                )
+                self._want, self.reusable = False, False
+                self._drop()
+                return
             self._fail(TooLarge(f"the answer is larger than {self._limit} bytes"))
             return
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        if self._answer is None or self._answer.done():
+        if not self._want:
             return
         status = self._parser.get_status_code()
         if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
             self._head_done, self._headers, self._body, self._size = False, [], [], 0
             return
-        self.reusable = self._parser.should_keep_alive()
+        self._want = False
+        self.reusable = self._parser.should_keep_alive() and not self.closed
+        if self.streaming is not None:
+            self.streaming.end()
+            return
+        assert self._answer is not None  # set while a whole answer is awaited
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         try:
             body = _decoded(self._headers, body, self._limit)
@@ -154,15 +209,19 @@ class _Connection(asyncio.Protocol):
     def answered_nothing(self) -> bool:
         return self._received == 0
 
-    async def exchange(self, head: bytes, body: bytes, max_bytes: int) -> Answer:
+    async def exchange(self, head: bytes, body: bytes, max_bytes: int, stream: bool = False) -> Answer:
+        """The answer; with `stream`, a 200 event stream's head only (its body through `streaming`), and
+        any other answer whole, kept up to `NOT_A_STREAM_BYTES`."""
         assert self.transport is not None
-        self.reusable, self._limit = False, max_bytes
+        self.reusable, self._stream_wanted, self._truncate = False, stream, stream
+        self._limit = min(max_bytes, NOT_A_STREAM_BYTES) if stream else max_bytes
+        self._limit_of_stream = max_bytes
         self._received = self._head_bytes = self._size = 0
-        self._head_done, self._headers, self._body = False, [], []
+        self._head_done, self._headers, self._body, self.streaming = False, [], [], None
         if self.closed:
             raise Disconnected("the upstream closed the connection")
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._answer = answer
+        self._answer, self._want = answer, True
         self.transport.writelines((head, body))
         try:
             return await answer
@@ -171,11 +230,15 @@ class _Connection(asyncio.Protocol):
             # hold this connection (a cycle that would wait for the collector, with what was read).
             self._answer = None
             if not answer.done() or answer.cancelled() or answer.exception() is not None:
+                self._want = False
                 self._drop()
 
     def _fail(self, exc: Exception) -> None:
+        self._want = False
         if self._answer is not None and not self._answer.done():
             self._answer.set_exception(exc)
+        elif self.streaming is not None:
+            self.streaming.fail(exc)
         self._body, self._headers = [], []  # what was read of a refused answer is let go of at once
         self._drop()
 
@@ -185,10 +248,147 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+class _Flow:
+    """An event stream's body as it comes: bytes read wait in `chunks` until `read` takes them. Past
+    `STREAM_BUFFER` bytes waiting, the connection stops reading until they are taken. A content encoding
+    (gzip, deflate) is undone as the bytes come, with at most the caller's `max_bytes` waiting."""
+
+    def __init__(self, conn: _Connection, encoding: str, max_bytes: int) -> None:
+        self._conn = conn
+        self._inflate = _inflater(encoding)
+        self._max = max_bytes
+        self.chunks: list[bytes] = []
+        self.waiting = 0
+        self.ended = False
+        self.failure: tuple[type[Exception], str] | None = None  # no exception object: no frames kept
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def feed(self, data: bytes) -> None:
+        if self._inflate is not None:
+            data = self._inflate.decompress(data, self._max - self.waiting + 1)
+            if self._inflate.unconsumed_tail or self.waiting + len(data) > self._max:
+                self._conn._fail(TooLarge(f"the stream has more than {self._max} bytes waiting"))
+                return
+        if data:
+            self.chunks.append(data)
+            self.waiting += len(data)
+        if self.waiting > STREAM_BUFFER and not self._paused and self._conn.transport is not None:
+            self._paused = True
+            self._conn.transport.pause_reading()
+        self._wake()
+
+    def end(self) -> None:
+        if self._inflate is not None:
+            rest = self._inflate.flush()
+            if rest:
+                self.chunks.append(rest)
+        self.ended = True
+        self._wake()
+
+    def fail(self, exc: Exception) -> None:
+        self.failure = (type(exc), str(exc))
+        self.chunks, self.waiting = [], 0
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def read(self, timeout: float) -> bytes:
+        """What came since the last read, waiting at most `timeout` for some; b"" at the body's end."""
+        while not self.chunks:
+            if self.failure is not None:
+                kind, message = self.failure
+                raise kind(message)
+            if self.ended:
+                return b""
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(timeout, _expire, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        self.chunks, self.waiting = [], 0
+        if self._paused:
+            self._paused = False
+            if self._conn.transport is not None and not self._conn.closed:
+                self._conn.transport.resume_reading()
+        return data
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(AnswerTimeout("the upstream sent nothing more in time"))
+
+
+class Stream:
+    """An event stream being read: `read()` until it returns b"", then `close()`, which puts the connection
+    back in the pool when the body ended cleanly and drops it otherwise (closing early is allowed)."""
+
+    def __init__(
+        self, client: Http1Client, origin: Origin, conn: _Connection, answer: Answer, read_timeout: float
+    ) -> None:
+        assert conn.streaming is not None
+        self.status, self.headers = answer.status, answer.headers
+        self._client, self._origin, self._conn = client, origin, conn
+        self._flow = conn.streaming
+        self._timeout = read_timeout
+        self._closed = False
+
+    async def read(self) -> bytes:
+        try:
+            return await self._flow.read(self._timeout)
+        except TimeoutError:
+            self.close()
+            raise
+
+    def at_eof(self) -> bool:
+        return self._flow.ended and not self._flow.chunks
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._conn.streaming = None
+        if self.at_eof() and self._flow.failure is None:
+            self._client._release(self._origin, self._conn)
+        else:
+            self._conn._want = False
+            self._conn._drop()
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str:
+    return next((value for key, value in headers if key == name), "")
+
+
+def content_type(headers: list[tuple[str, str]]) -> str:
+    """The media type, without parameters, lower-cased (as aiohttp's `content_type`)."""
+    return _header(headers, "content-type").partition(";")[0].strip().lower() or "application/octet-stream"
+
+
+def _is_event_stream(headers: list[tuple[str, str]]) -> bool:
+    return content_type(headers) == "text/event-stream"
+
+
+def _inflater(encoding: str) -> zlib._Decompress | None:
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(47)
+    if encoding == "deflate":
+        return zlib.decompressobj(15)  # zlib-wrapped, as RFC 9110 says (raw deflate is read in `_decoded`)
+    raise Malformed(f"the answer's content encoding {encoding[:40]!r} is not supported")
+
+
 def _decoded(headers: list[tuple[str, str]], body: bytes, limit: int) -> bytes:
     """The body without its content encoding. The request asks for none (`Accept-Encoding: identity`); gzip
     and deflate are read anyway, bounded by `limit`, as some upstreams compress regardless."""
-    encoding = next((value.strip().lower() for name, value in headers if name == "content-encoding"), "")
+    encoding = _header(headers, "content-encoding").strip().lower()
     if encoding in ("", "identity"):
         return body
     if encoding not in ("gzip", "x-gzip", "deflate"):
@@ -220,6 +420,30 @@ class Http1Client:
         self, url: str, headers: Mapping[str, str], body: bytes, *, timeout: float, connect_timeout: float,
         max_bytes: int,
     ) -> Answer:  # fmt: skip
+        origin, conn, answer = await self._call(
+            url, headers, body, timeout, connect_timeout, max_bytes, False
+        )
+        self._release(origin, conn)
+        return answer
+
+    async def open(
+        self, url: str, headers: Mapping[str, str], body: bytes, *, timeout: float, connect_timeout: float,
+        max_bytes: int,
+    ) -> Stream | Answer:  # fmt: skip
+        """A request for an event stream: a `Stream` when the answer is a 200 `text/event-stream` (its head
+        within `timeout`, then each wait for more bytes within `timeout`); any other answer whole, its body
+        cut at `NOT_A_STREAM_BYTES` (enough for any error object). Events are at most `max_bytes`, and so
+        is what may wait once decompressed."""
+        origin, conn, answer = await self._call(url, headers, body, timeout, connect_timeout, max_bytes, True)
+        if conn.streaming is not None:
+            return Stream(self, origin, conn, answer, timeout)
+        self._release(origin, conn)
+        return answer
+
+    async def _call(
+        self, url: str, headers: Mapping[str, str], body: bytes, timeout: float, connect_timeout: float,
+        max_bytes: int, stream: bool,
+    ) -> tuple[Origin, _Connection, Answer]:  # fmt: skip
         target = self._target(url)
         if target is None:
             raise ValueError(f"not a URL this client sends to: {url[:200]!r}")
@@ -233,20 +457,19 @@ class Http1Client:
                     conn = await self._connect(origin, connect_timeout)
                 sent = True
                 try:
-                    answer = await conn.exchange(head, body, max_bytes)
+                    answer = await conn.exchange(head, body, max_bytes, stream)
                 except Disconnected:
                     if not (conn.idle_since and conn.answered_nothing):
                         raise
                     sent = False  # the upstream had closed it as idle: once more, on a new connection
                     conn = await self._connect(origin, connect_timeout)
                     sent = True
-                    answer = await conn.exchange(head, body, max_bytes)
+                    answer = await conn.exchange(head, body, max_bytes, stream)
         except TimeoutError as exc:
             if isinstance(exc, ConnectTimeout) or not sent:
                 raise ConnectTimeout("connecting to the upstream timed out") from None
             raise AnswerTimeout("the upstream did not answer in time") from None
-        self._release(origin, conn)
-        return answer
+        return origin, conn, answer
 
     async def close(self) -> None:
         for pool in self._idle.values():

@@ -33,6 +33,7 @@ class Upstream:
         self.requests: list[bytes] = []
         self.server: asyncio.Server | None = None
         self.writers: list[asyncio.StreamWriter] = []
+        self.gate: asyncio.Queue[None] = asyncio.Queue()  # `streaming`: one write per item
         RUNNING.append(self)
 
     async def stop(self) -> None:
@@ -282,3 +283,177 @@ async def test_an_error_answer_keeps_its_retry_after_through_post(client: Http1C
                 unused, Target(channel, 0), "/chat/completions", {}, max_bytes=1 << 20, lean=client
             )
     assert (info.value.status, info.value.retry_after) == (429, 7.0)
+
+
+# -- event streams (`open`) ---------------------------------------------------------------------------------
+
+SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+async def open_stream(
+    client: Http1Client, url: str, max_bytes: int = 1 << 20, timeout: float = 5.0
+) -> http1.Stream | http1.Answer:
+    return await client.open(
+        url, {"Content-Type": "application/json"}, b'{"model": "m"}',
+        timeout=timeout, connect_timeout=timeout, max_bytes=max_bytes,
+    )  # fmt: skip
+
+
+async def read_all(stream: http1.Stream) -> bytes:
+    parts = []
+    while part := await stream.read():
+        parts.append(part)
+    return b"".join(parts)
+
+
+def streaming(*writes: bytes, until_close: bool = False) -> Callable[[Upstream], Handler]:
+    """The first request of a connection gets `writes` one by one, each waiting for the client to ask
+    (`gate`), then OK to a second request; with `until_close` the body ends where the connection does."""
+
+    def make(up: Upstream) -> Handler:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+            await up.read_request(reader)
+            for write in writes:
+                await up.gate.get()
+                writer.write(write)
+                await writer.drain()
+            if until_close:
+                return
+            await up.read_request(reader)
+            writer.write(OK)
+            await reader.read()
+
+        return handler
+
+    return make
+
+
+async def streaming_upstream(make: Callable[[Upstream], Handler], writes: int) -> tuple[Upstream, str]:
+    up, url = await upstream(make)
+    for _ in range(writes):
+        up.gate.put_nowait(None)
+    return up, url
+
+
+async def test_a_stream_comes_as_it_is_sent_and_its_connection_is_kept(client: Http1Client) -> None:
+    events = [b'data: {"n": %d}\n\n' % n for n in range(3)]
+    writes = [SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n", *(chunk(e) for e in events), b"0\r\n\r\n"]
+    up, url = await streaming_upstream(streaming(*writes), 2)  # the head and the first event only
+    stream = await open_stream(client, url)
+    assert isinstance(stream, http1.Stream)
+    assert (stream.status, http1.content_type(stream.headers)) == (200, "text/event-stream")
+    assert await stream.read() == events[0]
+    assert not stream.at_eof()
+    for _ in writes[2:]:
+        up.gate.put_nowait(None)
+    assert await read_all(stream) == b"".join(events[1:])
+    assert stream.at_eof()
+    stream.close()
+    assert (await post(client, url)).status == 200
+    assert up.connections == 1  # the stream read to its end left its connection in the pool
+
+
+async def test_a_stream_without_a_length_ends_where_its_connection_does(client: Http1Client) -> None:
+    up, url = await streaming_upstream(streaming(SSE_HEAD + b"\r\n", b"data: a\n\n", until_close=True), 2)
+    stream = await open_stream(client, url)
+    assert isinstance(stream, http1.Stream)
+    assert await read_all(stream) == b"data: a\n\n"  # an end, not an error
+    stream.close()
+    whole = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
+    _, url = await upstream(answering(whole + b'{"ok": true}', then_close=True))
+    assert (await post(client, url)).body == b'{"ok": true}'  # the same for a whole answer
+
+
+async def test_a_stream_cut_before_its_end_is_disconnected(client: Http1Client) -> None:
+    writes = [SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n", chunk(b"data: a\n\n")]
+    up, url = await streaming_upstream(streaming(*writes, until_close=True), 2)
+    stream = await open_stream(client, url)
+    assert isinstance(stream, http1.Stream)
+    assert await stream.read() == b"data: a\n\n"
+    with pytest.raises(http1.Disconnected):
+        await stream.read()
+    stream.close()
+
+
+async def test_a_stalled_stream_times_out_and_is_not_kept(client: Http1Client) -> None:
+    writes = [SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n", chunk(b"data: a\n\n"), b"0\r\n\r\n"]
+    up, url = await streaming_upstream(streaming(*writes), 2)  # never the end
+    stream = await open_stream(client, url, timeout=0.2)
+    assert isinstance(stream, http1.Stream)
+    assert await stream.read() == b"data: a\n\n"
+    with pytest.raises(http1.AnswerTimeout):
+        await stream.read()
+    stream.close()
+    up.gate.put_nowait(None)
+    assert (await post_ok_after(client, up)) == 2
+
+
+async def test_a_stream_closed_early_drops_its_connection(client: Http1Client) -> None:
+    writes = [SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n", chunk(b"data: a\n\n"), b"0\r\n\r\n"]
+    up, url = await streaming_upstream(streaming(*writes), 2)  # the end is not sent
+    stream = await open_stream(client, url)
+    assert isinstance(stream, http1.Stream)
+    assert await stream.read() == b"data: a\n\n"
+    stream.close()  # before the end came: the rest of the body would be read as the next answer
+    assert (await post_ok_after(client, up)) == 2
+
+
+async def test_reading_pauses_while_the_reader_does_not_take(client: Http1Client) -> None:
+    """An upstream that sends 8 MiB at once: at most STREAM_BUFFER and one read wait in memory."""
+    piece = b"data: " + b"x" * 65_530 + b"\n\n"
+    body = chunk(piece) * 128
+    up, url = await streaming_upstream(streaming(SSE_HEAD + b"Transfer-Encoding: chunked\r\n\r\n", body), 2)
+    stream = await open_stream(client, url)
+    assert isinstance(stream, http1.Stream)
+    transport = stream._conn.transport
+    assert transport is not None
+    for _ in range(10_000):
+        if not transport.is_reading():
+            break
+        await asyncio.sleep(0)
+    assert not transport.is_reading()
+    assert http1.STREAM_BUFFER < stream._flow.waiting <= http1.STREAM_BUFFER + 256 * 1024
+    got = 0
+    while got < len(piece) * 128:
+        got += len(await stream.read())
+        assert stream._flow.waiting <= http1.STREAM_BUFFER + 256 * 1024
+    assert got == len(piece) * 128
+    stream.close()
+
+
+async def test_a_gzip_stream_is_decoded_as_it_comes(client: Http1Client) -> None:
+    packed = gzip.compress(b"data: a\n\ndata: b\n\n")
+    head = SSE_HEAD + b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(packed)
+    _, url = await streaming_upstream(streaming(head + packed[:10], packed[10:]), 2)
+    stream = await open_stream(client, url)
+    assert isinstance(stream, http1.Stream)
+    assert await read_all(stream) == b"data: a\n\ndata: b\n\n"
+    stream.close()
+    bomb = gzip.compress(b"\n" * 4_000_000)
+    head = SSE_HEAD + b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb)
+    _, url = await streaming_upstream(streaming(head + bomb), 1)
+    stream = await open_stream(client, url, max_bytes=100_000)
+    assert isinstance(stream, http1.Stream)
+    with pytest.raises(http1.TooLarge):  # never more than max_bytes decoded and waiting
+        await read_all(stream)
+    stream.close()
+
+
+async def test_an_answer_that_is_no_stream_comes_whole_and_cut(client: Http1Client) -> None:
+    busy = b"HTTP/1.1 429 Too Many\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    up, url = await upstream(answering(busy, OK))
+    answer = await open_stream(client, url)
+    assert isinstance(answer, http1.Answer) and (answer.status, answer.body) == (429, b"{}")
+    answer = await open_stream(client, url)  # a 200 that is no event stream
+    assert isinstance(answer, http1.Answer) and answer.body == b'{"ok": true}'
+    assert up.connections == 1
+    huge = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5000000\r\n\r\n" + b"h" * 5_000_000
+    up, url = await upstream(answering(huge))
+    answer = await open_stream(client, url)  # not refused: its status and its first MiB are kept
+    assert isinstance(answer, http1.Answer)
+    assert (answer.status, len(answer.body)) == (200, http1.NOT_A_STREAM_BYTES)
+    assert (await post_ok_after(client, up)) == 2

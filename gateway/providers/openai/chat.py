@@ -63,7 +63,9 @@ class OpenAIProvider:
         )
 
     async def open_chat_stream(self, target: Target, body: JSONObject) -> OpenAIStream:
-        return await open_stream(self._session, target, PATHS["chat"], body, max_bytes=self._max)
+        return await open_stream(
+            self._session, target, PATHS["chat"], body, max_bytes=self._max, lean=self._lean
+        )
 
     async def images(self, target: Target, call: ImageCall) -> JSONObject:
         # Base64 the client gets back as base64 stays the text that came (never decoded, re-encoded).

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -135,7 +135,7 @@ async def _lean_post(
 
 
 _ERROR_OPENERS = (b'{"error"', b'{ "error"')
-_NOT_A_STREAM_BYTES = 1024 * 1024
+_NOT_A_STREAM_BYTES = http1.NOT_A_STREAM_BYTES
 
 
 def _stream_error(data: bytes, channel: ChannelSettings) -> UpstreamError | None:
@@ -157,12 +157,37 @@ _END_WAIT_SECONDS = 1.0
 _END_BYTES = 64 * 1024
 
 
+class _Body(Protocol):
+    """An event stream's body: aiohttp's, or the lean client's (`http1.Stream`)."""
+
+    async def read(self) -> bytes: ...  # what came since the last read; b"" at the end
+
+    def at_eof(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class _AiohttpBody:
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.read = response.content.readany
+        self.at_eof = response.content.at_eof
+
+    def close(self) -> None:
+        self._response.close()
+
+
+async def _chunks(body: _Body) -> AsyncIterator[bytes]:
+    while chunk := await body.read():
+        yield chunk
+
+
 class OpenAIStream:
     """An opened SSE response; closing it closes the upstream connection. A stream read to its `[DONE]`
-    (and its body's end) leaves the connection open, in the session's pool, for the next request."""
+    (and its body's end) leaves the connection open, in the pool, for the next request."""
 
-    def __init__(self, response: aiohttp.ClientResponse, target: Target, max_event_bytes: int) -> None:
-        self._response = response
+    def __init__(self, body: _Body, target: Target, max_event_bytes: int) -> None:
+        self._body = body
         self._target = target
         self._max_event_bytes = max_event_bytes
 
@@ -170,7 +195,7 @@ class OpenAIStream:
         """The events; an error event of the upstream ends the stream with its (sanitized) error."""
         failure: UpstreamError | None = None
         try:
-            async for batch in iter_sse_batches(self._response.content.iter_any(), self._max_event_bytes):
+            async for batch in iter_sse_batches(_chunks(self._body), self._max_event_bytes):
                 for n, (name, data) in enumerate(batch):
                     if name == b"error" or data.startswith(_ERROR_OPENERS):
                         failure = _stream_error(data, self._target.channel)
@@ -184,23 +209,25 @@ class OpenAIStream:
                 if any(data == b"[DONE]" for _, data in batch):
                     await self._read_to_end()
                     break
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
             failure = transport_error(exc, self._target)
+        except (http1.Malformed, http1.TooLarge) as exc:
+            failure = UpstreamError(f"channel {self._target.channel.name}: {exc}", retryable=True)
         finally:
-            self._response.close()
+            self._body.close()
         if failure is not None:
             raise failure
 
     async def _read_to_end(self) -> None:
-        """Read what follows `[DONE]` (bounded): aiohttp then sees the body end and pools the connection."""
-        content = self._response.content
-        if content.at_eof():  # the end came with `[DONE]` (the usual case): no timer to set
+        """Read what follows `[DONE]` (bounded): the body's end lets its connection go back to the pool."""
+        body = self._body
+        if body.at_eof():  # the end came with `[DONE]` (the usual case): no timer to set
             return
         left = _END_BYTES
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, ConnectionError, ValueError):
             async with asyncio.timeout(_END_WAIT_SECONDS):
-                while left > 0 and not content.at_eof():
-                    chunk = await content.readany()
+                while left > 0 and not body.at_eof():
+                    chunk = await body.read()
                     if not chunk:
                         break
                     left -= len(chunk)
@@ -211,7 +238,7 @@ class OpenAIStream:
                 yield event
 
     async def aclose(self) -> None:
-        self._response.close()
+        self._body.close()
 
 
 async def open_stream(
@@ -221,39 +248,59 @@ async def open_stream(
     body: JSONObject | aiohttp.FormData,
     *,
     max_bytes: int,
+    lean: http1.Http1Client | None = None,
 ) -> OpenAIStream:
+    """The upstream's event stream; any other answer as the UpstreamError it means. With `lean`, a JSON
+    body goes through that client when it can send to the URL (http1.py)."""
     url = f"{target.channel.base_url}{path}"
     data, headers = _payload(body, target)
     headers["Accept"] = "text/event-stream"
     # A stream may run long: bound the wait for each read, not the whole answer.
     limit = target.channel.timeout_seconds
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(10.0, limit), sock_read=limit)
     failure: UpstreamError | None = None
     try:
-        response = await session.post(url, data=data, headers=headers, timeout=timeout)
-    except (aiohttp.ClientError, TimeoutError) as exc:
+        if lean is not None and isinstance(data, bytes) and lean.accepts(url):
+            opened = await lean.open(
+                url, headers, data, timeout=limit, connect_timeout=min(10.0, limit), max_bytes=max_bytes
+            )
+            if isinstance(opened, http1.Stream):
+                return OpenAIStream(opened, target, max_bytes)
+            answer: tuple[int, Mapping[str, str], bytes | bytearray, str] = (
+                opened.status, dict(opened.headers), opened.body, http1.content_type(opened.headers)
+            )  # fmt: skip
+        else:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(10.0, limit), sock_read=limit)
+            response = await session.post(url, data=data, headers=headers, timeout=timeout)
+            if response.status == 200 and response.content_type == "text/event-stream":
+                return OpenAIStream(_AiohttpBody(response), target, max_bytes)
+            raw = await _head_of(response, target, max_bytes)
+            answer = (response.status, response.headers, raw, response.content_type)
+    except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
         failure = transport_error(exc, target)
+    except ValueError as exc:  # http1.Malformed, or a header that cannot be sent
+        failure = UpstreamError(f"channel {target.channel.name}: {exc}", retryable=True)
     if failure is not None:
         raise failure
-    if response.status == 200 and response.content_type == "text/event-stream":
-        return OpenAIStream(response, target, max_bytes)
-    raise await _not_a_stream(response, target, max_bytes)
+    raise _not_a_stream(*answer, target)
 
 
-async def _not_a_stream(response: aiohttp.ClientResponse, target: Target, max_bytes: int) -> UpstreamError:
-    """The error for a stream request answered with an error status, or with a body that is no stream.
-
-    Only the first MiB is read: enough for any error object, and what came instead of a stream may be long.
-    """
+async def _head_of(response: aiohttp.ClientResponse, target: Target, max_bytes: int) -> bytes | bytearray:
+    """The first MiB of an answer that is no stream: enough for any error object, and what came instead
+    of a stream may be long."""
     try:
-        limit = min(max_bytes, _NOT_A_STREAM_BYTES)
-        raw: bytes | bytearray = await read_body(response, limit, target.channel.name)
+        return await read_body(response, min(max_bytes, _NOT_A_STREAM_BYTES), target.channel.name)
     except (aiohttp.ClientError, TimeoutError, UpstreamTooLarge):
-        raw = b""
+        return b""
     finally:
         response.release()
-    if response.status != 200:
-        return upstream_error(response.status, raw, response.headers, target.channel)
+
+
+def _not_a_stream(
+    status: int, headers: Mapping[str, str], raw: bytes | bytearray, content_type: str, target: Target
+) -> UpstreamError:
+    """The error for a stream request answered with an error status, or with a body that is no stream."""
+    if status != 200:
+        return upstream_error(status, raw, headers, target.channel)
     try:
         answer = orjson.loads(raw) if raw else None
     except orjson.JSONDecodeError:
@@ -263,5 +310,5 @@ async def _not_a_stream(response: aiohttp.ClientResponse, target: Target, max_by
     if message is not None:
         return BadUpstreamResponse(f"channel {name}: the upstream answered 200 with an error: {message}")
     return BadUpstreamResponse(
-        f"channel {name}: the upstream answered a stream request with {response.content_type}, not a stream"
+        f"channel {name}: the upstream answered a stream request with {content_type}, not a stream"
     )
