@@ -25,6 +25,7 @@ KEEPALIVE = b": keepalive\n\n"
 # An SSE `error` event: the OpenAI SDKs raise on it, and clients reading only `data:` lines see the
 # §2 error object in place of a chunk.
 ERROR_EVENT = b"event: error\ndata: "
+_DONE = b"data: [DONE]\n\n"  # nothing follows it but the body's end
 WATCH_AFTER_SECONDS = 0.5  # most calls end before: a timer is cheaper than a watcher task
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -149,16 +150,23 @@ class SSEResponse:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         out = _Output(send, self.raw_headers, self.interval)
+        last = b""  # the chunk that ends with `[DONE]`: sent with the body's end, in one write
         try:
             with DisconnectWatch(receive, delay=WATCH_AFTER_SECONDS):
                 async for chunk in self.events:
-                    await out.write(chunk)
+                    if last:
+                        await out.write(last)
+                        last = b""
+                    if chunk.endswith(_DONE):
+                        last = chunk
+                    else:
+                        await out.write(chunk)
         except Exception as exc:
             if not isinstance(exc, GatewayError):  # a bug: the stream still ends with an error event
                 log.exception("unhandled error in a stream on %s", scope.get("path"))
                 exc = GatewayError("The server had an error while processing your request.")
-            if out.started:
-                await out.write(self.error_prefix + orjson.dumps(exc.body()) + b"\n\n")
+            if out.started or last:
+                await out.write(last + self.error_prefix + orjson.dumps(exc.body()) + b"\n\n")
             else:
                 out.stop()
                 response = error_response(exc)
@@ -169,7 +177,7 @@ class SSEResponse:
             out.stop()
             await self.events.aclose()
         await out.write(b"")
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await send({"type": "http.response.body", "body": last, "more_body": False})
 
 
 class _Output:
