@@ -64,6 +64,7 @@ def _serve(settings: Settings) -> None:
         "timeout_graceful_shutdown": settings.server.shutdown_grace_seconds,
         "backlog": 4096,
         "proxy_headers": False,  # nothing reads the client address; saves a layer on every request
+        "server_header": False,  # the server's name and version are nobody's business (and a header less)
     }
     if settings.server.workers > 1:
         # Workers keep their metrics in files of one directory, which /metrics adds up.

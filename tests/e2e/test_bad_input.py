@@ -26,6 +26,7 @@ def assert_error(resp: httpx.Response, status: int, code: str, param: str | None
     if param is not None:
         assert error["param"] == param
     assert resp.headers["x-request-id"]
+    assert "server" not in resp.headers  # the server software is not named
 
 
 @pytest.mark.parametrize(
