@@ -6,6 +6,7 @@
 - The routes that carry the traffic (chat, images) go straight to their endpoints. Measured with
   `bench/`: the framework's middleware, routing and dependency layers cost more per request than the
   whole reference proxy does. Everything else (admin, models, files, health) goes through FastAPI.
+- A hot route's answer leaves in as few writes as it can: its head with its first body bytes (`_HeadHeld`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ class Edge:
         return self.api.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.handle(scope, receive, send, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, server_send: Send) -> None:
+        """`server_send`: the server's own `send`, under any wrapper of `send` (see `_HeadHeld`)."""
         if scope["type"] != "http":
             await self.api(scope, receive, send)
             return
@@ -69,7 +74,7 @@ class Edge:
         header = (b"x-request-id", request_id.encode("latin-1"))
         endpoint = self.routes.get(scope["path"]) if scope["method"] == "POST" else None
         if endpoint is not None:
-            await self._hot(endpoint, scope, receive, send, header)
+            await self._hot(endpoint, scope, receive, send, header, server_send)
             return
         started = False
 
@@ -90,8 +95,9 @@ class Edge:
                 await _crash()(scope, receive, send_with_id)
 
     async def _hot(
-        self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send, header: tuple[bytes, bytes]
-    ) -> None:
+        self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send, header: tuple[bytes, bytes],
+        server_send: Send,
+    ) -> None:  # fmt: skip
         """A hot route: the response object gets the request id itself, so `send` is not wrapped."""
         scope["app"] = self.api
         response: Response | SSEResponse
@@ -108,7 +114,8 @@ class Edge:
                 log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             response = _crash() if outage is None else error_response(outage)
         response.raw_headers.append(header)
-        cycle = getattr(send, "__self__", None)  # uvicorn's request cycle, which writes to `transport`
+        # The request is read (an `Expect: 100-continue` answered): from here, only the answer is written.
+        cycle = getattr(server_send, "__self__", None)  # uvicorn's request cycle, which writes to `transport`
         transport = getattr(cycle, "transport", None)
         held = _HeadHeld(transport) if hasattr(transport, "write") else None
         if held is not None:

@@ -63,7 +63,7 @@ class ServingEdge(Edge):
         if not probe:
             self.drain.enter()
         try:
-            await super().__call__(scope, receive, observed)
+            await self.handle(scope, receive, observed, send)
         finally:
             if not probe:
                 self.drain.leave()

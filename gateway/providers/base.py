@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from gateway.domain import ImageCall, JSONObject, Operation, Target
-from gateway.providers.sse import SSEEvent
+from gateway.providers.sse import PlainRun, SSEEvent
 
 
 class ChatStream(Protocol):
     """An upstream stream that answered 200."""
 
-    def batches(self) -> AsyncIterator[list[SSEEvent]]:
+    def batches(self) -> AsyncIterator[list[SSEEvent] | PlainRun]:
         """The SSE events in order, grouped as they arrived (one group per network read)."""
         ...
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
+from typing import overload
 
 import orjson
 
@@ -35,27 +36,62 @@ def _whole(data: bytes) -> bool:
     return True
 
 
-def _plain_run(chunk: bytes, cut: int, max_event_bytes: int) -> list[SSEEvent] | None:
-    """The events of `chunk[:cut + 1]` when it is only `data: …` lines each followed by a blank line (how
-    upstreams send): one split instead of a few tests per line. None for anything else (comments,
-    names, multi-line data, CRLF, a line not yet ended), which the line by line parser takes."""
+class PlainRun(Sequence[SSEEvent]):
+    """Events that came as only `data: …` lines each followed by a blank line (how upstreams send), kept
+    as those bytes: `raw` is the `n` events framed as they came. A relay that can pass them on as they
+    are reads `raw` alone; the events themselves are split out only when asked for."""
+
+    __slots__ = ("_events", "n", "raw")
+
+    def __init__(self, raw: bytes, n: int) -> None:
+        self.raw = raw
+        self.n = n
+        self._events: list[SSEEvent] | None = None
+
+    def events(self) -> list[SSEEvent]:
+        if self._events is None:
+            self._events = [(None, part[6:]) for part in self.raw[:-2].split(b"\n\n")]
+        return self._events
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, index: int) -> SSEEvent: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[SSEEvent]: ...
+
+    def __getitem__(self, index: int | slice) -> SSEEvent | list[SSEEvent]:
+        return self.events()[index]
+
+    def __iter__(self) -> Iterator[SSEEvent]:
+        return iter(self.events())
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == (list(other) if isinstance(other, Sequence) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _plain_run(chunk: bytes, cut: int, max_event_bytes: int) -> PlainRun | None:
+    """The events of `chunk[:cut + 1]` when it is only `data: …` lines each followed by a blank line:
+    three searches instead of a few tests per line. None for anything else (comments, names, multi-line
+    data, CRLF, a line not yet ended), which the line by line parser takes."""
     if chunk[cut - 1 : cut + 1] != b"\n\n" or cut + 1 > max_event_bytes:
         return None
-    block = chunk[: cut - 1]
-    parts = block.split(b"\n\n")
-    if block.count(b"\n") != 2 * (len(parts) - 1) or b"\r" in block:
+    raw = chunk if cut + 1 == len(chunk) else chunk[: cut + 1]
+    if not raw.startswith(b"data: ") or b"\r" in raw:
+        return None
+    count = raw.count(b"\n\ndata: ") + 1
+    if raw.count(b"\n") != 2 * count:
         return None  # a single line end, or three in a row: not the plain shape
-    events: list[SSEEvent] = []
-    for part in parts:
-        if not part.startswith(b"data: "):
-            return None
-        events.append((None, part[6:]))
-    return events
+    return PlainRun(raw, count)
 
 
 async def iter_sse_batches(
     chunks: AsyncIterable[bytes], max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
-) -> AsyncIterator[list[SSEEvent]]:
+) -> AsyncIterator[list[SSEEvent] | PlainRun]:
     """Yield, per chunk read, the events it completed (comments and `id:` lines are skipped).
 
     Relaying a batch at a time keeps writes to the client as few as the upstream's own. Only the

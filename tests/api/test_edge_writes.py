@@ -14,7 +14,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from gateway.api.edge import Edge
+from gateway.api.drain import Drain
+from gateway.api.serving import ServingEdge
 from gateway.api.streaming import SSEResponse
 
 
@@ -46,6 +47,10 @@ async def plain(request: Request) -> Response:
     return Response(b'{"ok": true}', media_type="application/json")
 
 
+async def echo(request: Request) -> Response:
+    return Response(await request.body(), media_type="application/json")
+
+
 async def events() -> AsyncGenerator[bytes, None]:
     yield b"data: a\n\n"
     await asyncio.sleep(0)
@@ -56,17 +61,27 @@ async def stream(request: Request) -> SSEResponse:
     return SSEResponse(events(), keepalive_seconds=0)
 
 
-async def answer(path: str) -> list[bytes]:
-    config = Config(Edge(FastAPI(), {"/plain": plain, "/stream": stream}), lifespan="off", log_level="error")
+def connected() -> tuple[HttpToolsProtocol, RecordingTransport]:
+    edge = ServingEdge(FastAPI(), {"/plain": plain, "/stream": stream, "/echo": echo}, Drain(1.0))
+    config = Config(edge, lifespan="off", log_level="error")
     config.load()
     protocol = HttpToolsProtocol(config, ServerState(), app_state={})
     transport = RecordingTransport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
-    protocol.data_received(b"POST %s HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n" % path.encode())
+    return protocol, transport
+
+
+async def written(transport: RecordingTransport, end: bytes) -> None:
     for _ in range(1000):
-        if transport.writes and transport.writes[-1].endswith(b"0\r\n\r\n" if path == "/stream" else b"}"):
-            break
+        if transport.writes and transport.writes[-1].endswith(end):
+            return
         await asyncio.sleep(0)
+
+
+async def answer(path: str) -> list[bytes]:
+    protocol, transport = connected()
+    protocol.data_received(b"POST %s HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n" % path.encode())
+    await written(transport, b"0\r\n\r\n" if path == "/stream" else b"}")
     protocol.connection_lost(None)
     return transport.writes
 
@@ -83,3 +98,16 @@ async def test_a_stream_sends_its_head_with_its_first_events() -> None:
     assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert writes[0].endswith(b"\r\n\r\n9\r\ndata: a\n\n\r\n")  # the head and the first chunk together
     assert writes[1:] == [b"17\r\ndata: b\n\ndata: [DONE]\n\n\r\n0\r\n\r\n"]  # the last with the end
+
+
+async def test_a_100_continue_is_not_held_back() -> None:
+    """The client waits for `100 Continue` before it sends the body: it goes out at once, on its own."""
+    protocol, transport = connected()
+    head = b"POST /echo HTTP/1.1\r\nHost: gw\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+    protocol.data_received(head)
+    await written(transport, b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert transport.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    protocol.data_received(b"{}")
+    await written(transport, b"{}")
+    protocol.connection_lost(None)
+    assert len(transport.writes) == 2 and transport.writes[1].startswith(b"HTTP/1.1 200 OK\r\n")

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
 from gateway.domain import Target
 from gateway.pipeline.chat import DONE, _relay
+from gateway.providers.http1 import Http1Client
 from gateway.providers.openai import http
 from gateway.providers.openai.http import open_stream
 from gateway.settings import ChannelSettings
@@ -73,13 +75,18 @@ class HeldEndUpstream:
 
 
 async def _relay_once(
-    session: aiohttp.ClientSession, target: Target, upstream: HeldEndUpstream, end_after_done: bool
+    session: aiohttp.ClientSession,
+    target: Target,
+    upstream: HeldEndUpstream,
+    end_after_done: bool,
+    lean: Http1Client | None,
 ) -> list[bytes]:
     ledger, submitted = make_ledger()
 
     async def open_upstream() -> tuple[http.OpenAIStream, Target]:
         body = {"model": "m", "messages": [], "stream": True}
-        return await open_stream(session, target, "/chat/completions", body, max_bytes=1 << 20), target
+        path = "/chat/completions"
+        return await open_stream(session, target, path, body, max_bytes=1 << 20, lean=lean), target
 
     out = []
     async for chunk in _relay(ledger.rt, ledger, request(False), open_upstream):
@@ -91,9 +98,18 @@ async def _relay_once(
     return out
 
 
+@pytest.fixture(params=["aiohttp", "lean"])
+async def lean(request: pytest.FixtureRequest) -> AsyncIterator[Http1Client | None]:
+    """Which client reads the stream: aiohttp's, or the gateway's own (providers/http1.py)."""
+    client = Http1Client() if request.param == "lean" else None
+    yield client
+    if client is not None:
+        await client.close()
+
+
 @pytest.mark.parametrize("end_after_done", [True, False])
 async def test_a_stream_read_to_done_leaves_its_connection_for_the_next_request(
-    monkeypatch: pytest.MonkeyPatch, end_after_done: bool
+    monkeypatch: pytest.MonkeyPatch, end_after_done: bool, lean: Http1Client | None
 ) -> None:
     """An upstream that does not end its body after `[DONE]` (within the wait, cut to nothing here) has
     its connection closed: the answer is whole all the same."""
@@ -105,7 +121,7 @@ async def test_a_stream_read_to_done_leaves_its_connection_for_the_next_request(
     try:
         async with aiohttp.ClientSession() as session:
             for _ in range(2):
-                out = await _relay_once(session, Target(channel, 0), upstream, end_after_done)
+                out = await _relay_once(session, Target(channel, 0), upstream, end_after_done, lean)
                 assert out[-1].endswith(DONE) and b"".join(out).count(DONE) == 1
     finally:
         await upstream.stop()
@@ -113,7 +129,7 @@ async def test_a_stream_read_to_done_leaves_its_connection_for_the_next_request(
 
 
 async def test_a_stream_whose_end_comes_with_done_keeps_its_connection_without_waiting(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, lean: Http1Client | None
 ) -> None:
     """The usual upstream: the body's end is in the read that holds `[DONE]`. Nothing is waited for (the
     wait is cut to nothing here) and the connection goes back to the pool."""
@@ -124,7 +140,7 @@ async def test_a_stream_whose_end_comes_with_done_keeps_its_connection_without_w
     try:
         async with aiohttp.ClientSession() as session:
             for _ in range(3):
-                out = await _relay_once(session, Target(channel, 0), upstream, end_after_done=False)
+                out = await _relay_once(session, Target(channel, 0), upstream, False, lean)
                 assert out[-1].endswith(DONE) and b"".join(out).count(DONE) == 1
     finally:
         await upstream.stop()

@@ -9,7 +9,7 @@ the last one is the usage of the answer.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -105,7 +105,7 @@ class GeminiStream:
         if not self._finished:
             raise interrupted(self._target.channel)
 
-    def _translate(self, events: list[SSEEvent]) -> list[Delta]:
+    def _translate(self, events: Sequence[SSEEvent]) -> list[Delta]:
         deltas: list[Delta] = []
         for _, data in events:
             if not data.strip() or data == b"[DONE]":

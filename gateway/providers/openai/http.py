@@ -21,7 +21,7 @@ from gateway.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, 
 from gateway.providers import http1
 from gateway.providers.body import read_body, too_large
 from gateway.providers.openai.errors import error_message, upstream_error
-from gateway.providers.sse import SSEEvent, iter_sse_batches
+from gateway.providers.sse import PlainRun, SSEEvent, iter_sse_batches
 from gateway.settings import ChannelSettings
 
 Payload = bytes | aiohttp.FormData
@@ -135,6 +135,7 @@ async def _lean_post(
 
 
 _ERROR_OPENERS = (b'{"error"', b'{ "error"')
+_DONE_EVENT = b"data: [DONE]\n\n"
 _NOT_A_STREAM_BYTES = http1.NOT_A_STREAM_BYTES
 
 
@@ -191,11 +192,17 @@ class OpenAIStream:
         self._target = target
         self._max_event_bytes = max_event_bytes
 
-    async def batches(self) -> AsyncIterator[list[SSEEvent]]:
+    async def batches(self) -> AsyncIterator[list[SSEEvent] | PlainRun]:
         """The events; an error event of the upstream ends the stream with its (sanitized) error."""
         failure: UpstreamError | None = None
         try:
             async for batch in iter_sse_batches(_chunks(self._body), self._max_event_bytes):
+                if isinstance(batch, PlainRun) and b'"error"' not in batch.raw:  # no event to look at
+                    yield batch
+                    if batch.raw.endswith(_DONE_EVENT) or _DONE_EVENT in batch.raw:
+                        await self._read_to_end()
+                        break
+                    continue
                 for n, (name, data) in enumerate(batch):
                     if name == b"error" or data.startswith(_ERROR_OPENERS):
                         failure = _stream_error(data, self._target.channel)
