@@ -237,9 +237,9 @@ MAX_TOKENS = 10**12  # an upstream's count beyond this is nonsense, and would ov
 
 def _int(value: Any) -> int:
     """A token count from an untrusted answer: an int in 0..MAX_TOKENS, anything else 0."""
-    if not isinstance(value, int) or isinstance(value, bool):
+    if type(value) is not int:  # bool (an int subclass) and every other type included
         return 0
-    return min(max(value, 0), MAX_TOKENS)
+    return value if 0 <= value <= MAX_TOKENS else min(max(value, 0), MAX_TOKENS)
 
 
 @dataclass(slots=True)

@@ -209,9 +209,12 @@ class _Connection(asyncio.Protocol):
     def answered_nothing(self) -> bool:
         return self._received == 0
 
-    async def exchange(self, head: bytes, body: bytes, max_bytes: int, stream: bool = False) -> Answer:
-        """The answer; with `stream`, a 200 event stream's head only (its body through `streaming`), and
-        any other answer whole, kept up to `NOT_A_STREAM_BYTES`."""
+    async def exchange(
+        self, head: bytes, body: bytes, max_bytes: int, stream: bool, deadline: float
+    ) -> Answer:
+        """The answer by `deadline` (the loop's time), else AnswerTimeout; with `stream`, a 200 event
+        stream's head only (its body through `streaming`), and any other answer whole, kept up to
+        `NOT_A_STREAM_BYTES`."""
         assert self.transport is not None
         self.reusable, self._stream_wanted, self._truncate = False, stream, stream
         self._limit = min(max_bytes, NOT_A_STREAM_BYTES) if stream else max_bytes
@@ -220,18 +223,24 @@ class _Connection(asyncio.Protocol):
         self._head_done, self._headers, self._body, self.streaming = False, [], [], None
         if self.closed:
             raise Disconnected("the upstream closed the connection")
-        answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Answer] = loop.create_future()
         self._answer, self._want = answer, True
         self.transport.writelines((head, body))
+        timer = loop.call_at(deadline, self._expire)
         try:
             return await answer
         finally:
+            timer.cancel()
             # No reference from here to the answer's future: a failed one holds its exception, whose frames
             # hold this connection (a cycle that would wait for the collector, with what was read).
             self._answer = None
             if not answer.done() or answer.cancelled() or answer.exception() is not None:
                 self._want = False
                 self._drop()
+
+    def _expire(self) -> None:
+        self._fail(AnswerTimeout("the upstream did not answer in time"))
 
     def _fail(self, exc: Exception) -> None:
         self._want = False
@@ -449,26 +458,19 @@ class Http1Client:
             raise ValueError(f"not a URL this client sends to: {url[:200]!r}")
         origin, request_line, host = target
         head = _head(request_line, host, headers, len(body))
-        sent = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout  # one timer for the answer (asyncio.timeout costs more a call)
+        conn = self._reuse(origin)
+        if conn is None:
+            conn = await self._connect(origin, min(connect_timeout, timeout))
         try:
-            async with asyncio.timeout(timeout):
-                conn = self._reuse(origin)
-                if conn is None:
-                    conn = await self._connect(origin, connect_timeout)
-                sent = True
-                try:
-                    answer = await conn.exchange(head, body, max_bytes, stream)
-                except Disconnected:
-                    if not (conn.idle_since and conn.answered_nothing):
-                        raise
-                    sent = False  # the upstream had closed it as idle: once more, on a new connection
-                    conn = await self._connect(origin, connect_timeout)
-                    sent = True
-                    answer = await conn.exchange(head, body, max_bytes, stream)
-        except TimeoutError as exc:
-            if isinstance(exc, ConnectTimeout) or not sent:
-                raise ConnectTimeout("connecting to the upstream timed out") from None
-            raise AnswerTimeout("the upstream did not answer in time") from None
+            answer = await conn.exchange(head, body, max_bytes, stream, deadline)
+        except Disconnected:
+            if not (conn.idle_since and conn.answered_nothing):
+                raise
+            # The upstream had closed it as idle: once more, on a new connection.
+            conn = await self._connect(origin, min(connect_timeout, max(deadline - loop.time(), 0.0)))
+            answer = await conn.exchange(head, body, max_bytes, stream, deadline)
         return origin, conn, answer
 
     async def close(self) -> None:
