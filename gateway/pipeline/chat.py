@@ -270,18 +270,14 @@ def _plain_block(block: bytes, count: int, req: ChatRequest, model_bytes: dict[s
     when one of them needs more: usage, images, `[DONE]`, a model name spelt otherwise; those go event by
     event."""
     if not req.include_usage and b'"usage"' in block:
-        block = block.replace(b',"usage":null', b"")
-    old = model_bytes["old"]
-    if (
-        b'"usage"' in block
-        or _markdown_image(block)
-        or b'"images"' in block
-        or block.count(old) != count  # also when one is `[DONE]`
-    ):
+        block = b"".join(block.split(b',"usage":null'))  # one search; `replace` makes two
+    if b'"usage"' in block or _markdown_image(block) or b'"images"' in block:
         return None
-    if old != model_bytes["new"]:
-        block = block.replace(old, model_bytes["new"])
-    return block
+    old, new = model_bytes["old"], model_bytes["new"]
+    parts = block.split(old)
+    if len(parts) != count + 1:  # also when one of them is `[DONE]`
+        return None
+    return block if old == new else new.join(parts)
 
 
 def _markdown_image(data: bytes) -> bool:
