@@ -22,6 +22,7 @@ import asyncio
 import ssl
 import time
 import zlib
+from collections import deque
 from collections.abc import Mapping
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -30,7 +31,9 @@ import httptools
 
 HEAD_LIMIT = 64 * 1024
 IDLE_SECONDS = 30.0  # below the keep-alive timeout of most servers (nginx 75 s, Node 5 s is the exception)
-MAX_IDLE_PER_ORIGIN = 256
+# As many as the calls in flight to one upstream can be (hundreds of slow image calls): a smaller pool would
+# close and reopen connections on every wave of answers. Unused ones are closed after IDLE_SECONDS.
+MAX_IDLE_PER_ORIGIN = 4096
 STREAM_BUFFER = 256 * 1024  # an event stream's bytes read and not yet taken: past this, reading pauses
 NOT_A_STREAM_BYTES = 1024 * 1024  # what is kept of an answer that came instead of an event stream
 
@@ -85,8 +88,9 @@ class _Connection(asyncio.Protocol):
         self._size = 0
         self._limit = 0
         self._limit_of_stream = 0
-        self._stream_wanted = False  # the request asked for an event stream (`open`)
-        self._truncate = False  # an answer that is no stream is kept up to `_limit`, not refused past it
+        # The request asked for an event stream (`open`): an answer that is none is kept up to `_limit`,
+        # not refused past it.
+        self._stream_wanted = False
         self.streaming: _Flow | None = None  # set once a 200 event stream's head came
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
@@ -159,7 +163,7 @@ class _Connection(asyncio.Protocol):
             self._answer.set_result(Answer(status, self._headers, b""))  # the body follows, through `flow`
             return
         announced = _header(self._headers, "content-length")
-        if not self._truncate and announced.strip().isdigit() and int(announced) > self._limit:
+        if not self._stream_wanted and announced.strip().isdigit() and int(announced) > self._limit:
             self._fail(TooLarge(f"the answer is larger than {self._limit} bytes"))  # before any byte of it
 
     def on_body(self, body: bytes) -> None:
@@ -170,7 +174,7 @@ class _Connection(asyncio.Protocol):
             return
         self._size += len(body)
         if self._size > self._limit:
-            if self._truncate and self._answer is not None:
+            if self._stream_wanted and self._answer is not None:
                 kept = b"".join(self._body) + body
                 self._answer.set_result(
                     Answer(self._parser.get_status_code(), self._headers, kept[: self._limit])
@@ -216,7 +220,7 @@ class _Connection(asyncio.Protocol):
         stream's head only (its body through `streaming`), and any other answer whole, kept up to
         `NOT_A_STREAM_BYTES`."""
         assert self.transport is not None
-        self.reusable, self._stream_wanted, self._truncate = False, stream, stream
+        self.reusable, self._stream_wanted = False, stream
         self._limit = min(max_bytes, NOT_A_STREAM_BYTES) if stream else max_bytes
         self._limit_of_stream = max_bytes
         self._received = self._head_bytes = self._size = 0
@@ -417,7 +421,7 @@ def _decoded(headers: list[tuple[str, str]], body: bytes, limit: int) -> bytes:
 
 class Http1Client:
     def __init__(self) -> None:
-        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle: dict[Origin, deque[_Connection]] = {}  # the most recently used at the right
         self._targets: dict[str, tuple[Origin, bytes, bytes] | None] = {}
         self._ssl: ssl.SSLContext | None = None
 
@@ -519,9 +523,14 @@ class Http1Client:
         return None
 
     def _release(self, origin: Origin, conn: _Connection) -> None:
-        pool = self._idle.setdefault(origin, [])
+        pool = self._idle.get(origin)
+        if pool is None:
+            pool = self._idle[origin] = deque()
+        now = time.monotonic()
+        while pool and now - pool[0].idle_since >= IDLE_SECONDS:  # the oldest go as others come back
+            pool.popleft()._drop()
         if conn.reusable and not conn.closed and len(pool) < MAX_IDLE_PER_ORIGIN:
-            conn.idle_since = time.monotonic()
+            conn.idle_since = now
             pool.append(conn)
         else:
             conn._drop()

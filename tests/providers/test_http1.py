@@ -457,3 +457,45 @@ async def test_an_answer_that_is_no_stream_comes_whole_and_cut(client: Http1Clie
     assert isinstance(answer, http1.Answer)
     assert (answer.status, len(answer.body)) == (200, http1.NOT_A_STREAM_BYTES)
     assert (await post_ok_after(client, up)) == 2
+
+
+async def test_hundreds_of_calls_at_once_keep_their_connections(client: Http1Client) -> None:
+    """300 calls in flight to one upstream, twice: the second wave reuses every connection of the first."""
+    gate = asyncio.Event()
+
+    def make(up: Upstream) -> Handler:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+            while True:
+                await up.read_request(reader)
+                if len(up.requests) >= 300:
+                    gate.set()
+                await gate.wait()  # every call of a wave is in flight before any is answered
+                writer.write(OK)
+                await writer.drain()
+
+        return handler
+
+    up, url = await upstream(make)
+    for _ in range(2):
+        gate.clear()
+        up.requests.clear()
+        answers = await asyncio.gather(*(post(client, url) for _ in range(300)))
+        assert {a.status for a in answers} == {200}
+    assert up.connections == 300
+
+
+async def test_connections_unused_for_long_are_closed_as_others_come_back(
+    client: Http1Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(http1, "time", type("Clock", (), {"monotonic": staticmethod(lambda: now[0])}))
+    up, url = await upstream(answering(*[OK] * 10))
+    await asyncio.gather(*(post(client, url) for _ in range(3)))
+    pool = next(iter(client._idle.values()))
+    assert len(pool) == 3 and up.connections == 3
+    now[0] += 20
+    await post(client, url)  # the most recent one, reused; the other two not yet too old
+    assert len(pool) == 3
+    now[0] += 20
+    await post(client, url)  # 40 s for the other two: closed when this one comes back
+    assert len(pool) == 1 and up.connections == 3
