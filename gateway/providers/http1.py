@@ -114,12 +114,6 @@ class _Connection(asyncio.Protocol):
         )
         return not framed
 
-    def pause_writing(self) -> None:  # the request is written at once; the transport buffers it
-        pass
-
-    def resume_writing(self) -> None:
-        pass
-
     def data_received(self, data: bytes) -> None:
         if not self._want:
             self._drop()  # bytes nobody asked for: this connection cannot be trusted with another request
