@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.api.errors import error_response
 from gateway.errors import GatewayError
+from gateway.providers.sse import DONE
 
 log = logging.getLogger("gateway.api")
 
@@ -25,7 +26,6 @@ KEEPALIVE = b": keepalive\n\n"
 # An SSE `error` event: the OpenAI SDKs raise on it, and clients reading only `data:` lines see the
 # §2 error object in place of a chunk.
 ERROR_EVENT = b"event: error\ndata: "
-_DONE = b"data: [DONE]\n\n"  # nothing follows it but the body's end
 WATCH_AFTER_SECONDS = 0.5  # most calls end before: a timer is cheaper than a watcher task
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -157,7 +157,7 @@ class SSEResponse:
                     if last:
                         await out.write(last)
                         last = b""
-                    if chunk.endswith(_DONE):
+                    if chunk.endswith(DONE):
                         last = chunk
                     else:
                         await out.write(chunk)

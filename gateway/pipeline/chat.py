@@ -24,10 +24,8 @@ from gateway.pipeline.common import Ledger, open_ledger
 from gateway.providers.base import ChatStream
 from gateway.providers.gemini.response import Answer
 from gateway.providers.gemini.stream import GeminiStream
-from gateway.providers.sse import PlainRun, SSEEvent
+from gateway.providers.sse import DONE, PlainRun, SSEEvent, plain_datas
 from gateway.runtime import Runtime
-
-DONE = b"data: [DONE]\n\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +228,7 @@ async def _relay_openai(
                     outs.append(block)
                     finished = finished or _has_finish_reason(block)
                     raw = raw[tail:]
-                alive = await relay(_datas(raw))
+                alive = await relay(plain_datas(raw))
         else:
             alive = await relay([data for _, data in batch])
         done = not alive
@@ -258,10 +256,6 @@ def _framed(batch: list[SSEEvent] | PlainRun) -> tuple[bytes, int]:
         return b"", 0
     raw = b"data: " + b"\n\ndata: ".join(data for _, data in batch) + b"\n\n"
     return (raw, len(batch)) if raw.count(b"\n") == 2 * len(batch) else (b"", 0)
-
-
-def _datas(raw: bytes) -> list[bytes]:
-    return [part[6:] for part in raw[:-2].split(b"\n\n")]
 
 
 def _plain_block(block: bytes, count: int, req: ChatRequest, model_bytes: dict[str, bytes]) -> bytes | None:

@@ -11,6 +11,7 @@ from gateway.errors import UpstreamTooLarge
 
 SSEEvent = tuple[bytes | None, bytes]  # (the `event:` name if any, the joined `data:` lines)
 DEFAULT_MAX_EVENT_BYTES = 128 * 1024 * 1024
+DONE = b"data: [DONE]\n\n"  # the last event of an OpenAI stream: nothing follows it but the body's end
 
 
 def _value(line: bytes, prefix_len: int) -> bytes:
@@ -50,7 +51,7 @@ class PlainRun(Sequence[SSEEvent]):
 
     def events(self) -> list[SSEEvent]:
         if self._events is None:
-            self._events = [(None, part[6:]) for part in self.raw[:-2].split(b"\n\n")]
+            self._events = [(None, data) for data in plain_datas(self.raw)]
         return self._events
 
     def __len__(self) -> int:
@@ -72,6 +73,11 @@ class PlainRun(Sequence[SSEEvent]):
         return list(self) == (list(other) if isinstance(other, Sequence) else other)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def plain_datas(raw: bytes) -> list[bytes]:
+    """The data of each event of `raw`, events framed as `data: …` and a blank line (a PlainRun's shape)."""
+    return [part[6:] for part in raw[:-2].split(b"\n\n")]
 
 
 def _plain_run(chunk: bytes, cut: int, max_event_bytes: int) -> PlainRun | None:

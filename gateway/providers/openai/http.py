@@ -21,7 +21,7 @@ from gateway.errors import BadUpstreamResponse, UpstreamError, UpstreamTimeout, 
 from gateway.providers import http1
 from gateway.providers.body import read_body, too_large
 from gateway.providers.openai.errors import error_message, upstream_error
-from gateway.providers.sse import PlainRun, SSEEvent, iter_sse_batches
+from gateway.providers.sse import DONE, PlainRun, SSEEvent, iter_sse_batches
 from gateway.settings import ChannelSettings
 
 Payload = bytes | aiohttp.FormData
@@ -135,8 +135,6 @@ async def _lean_post(
 
 
 _ERROR_OPENERS = (b'{"error"', b'{ "error"')
-_DONE_EVENT = b"data: [DONE]\n\n"
-_NOT_A_STREAM_BYTES = http1.NOT_A_STREAM_BYTES
 
 
 def _stream_error(data: bytes, channel: ChannelSettings) -> UpstreamError | None:
@@ -199,7 +197,7 @@ class OpenAIStream:
             async for batch in iter_sse_batches(_chunks(self._body), self._max_event_bytes):
                 if isinstance(batch, PlainRun) and b'"error"' not in batch.raw:  # no event to look at
                     yield batch
-                    if batch.raw.endswith(_DONE_EVENT) or _DONE_EVENT in batch.raw:
+                    if batch.raw.endswith(DONE) or DONE in batch.raw:
                         await self._read_to_end()
                         break
                     continue
@@ -295,7 +293,7 @@ async def _head_of(response: aiohttp.ClientResponse, target: Target, max_bytes: 
     """The first MiB of an answer that is no stream: enough for any error object, and what came instead
     of a stream may be long."""
     try:
-        return await read_body(response, min(max_bytes, _NOT_A_STREAM_BYTES), target.channel.name)
+        return await read_body(response, min(max_bytes, http1.NOT_A_STREAM_BYTES), target.channel.name)
     except (aiohttp.ClientError, TimeoutError, UpstreamTooLarge):
         return b""
     finally:
